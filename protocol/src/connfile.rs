@@ -1,0 +1,167 @@
+//! Connection files: what a client needs to reach and trust a server (address, pinned
+//! certificate fingerprint, access token). Written by `rgpu server`, owner-readable only.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Errors reading or writing a connection file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnFileError {
+    /// I/O failure.
+    #[error("connection file {path}: {source}")]
+    Io {
+        /// File path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid JSON or missing fields.
+    #[error("connection file {path} is malformed: {source}")]
+    Parse {
+        /// File path.
+        path: String,
+        /// Cause.
+        source: serde_json::Error,
+    },
+    /// A field has an unusable value.
+    #[error("connection file {path}: {what}")]
+    Invalid {
+        /// File path.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// Contents of a connection file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionFile {
+    /// `host:port` of the server's QUIC endpoint.
+    pub address: String,
+    /// TLS server name in the certificate.
+    pub server_name: String,
+    /// `sha256:<hex>` of the server certificate (DER); empty in insecure mode.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// Access token presented in the handshake.
+    #[serde(default)]
+    pub token: String,
+    /// Skip certificate pinning (only when the server was started with `--insecure`).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+impl ConnectionFile {
+    /// Reads and validates a connection file.
+    pub fn read(path: &Path) -> Result<Self, ConnFileError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConnFileError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConnFileError::Parse { source, .. } => ConnFileError::Parse { path: p, source },
+            ConnFileError::Invalid { what, .. } => ConnFileError::Invalid { path: p, what },
+            other => other,
+        })
+    }
+
+    /// Parses and validates connection-file text.
+    pub fn parse(text: &str) -> Result<Self, ConnFileError> {
+        let cf: ConnectionFile =
+            serde_json::from_str(text).map_err(|source| ConnFileError::Parse {
+                path: String::new(),
+                source,
+            })?;
+        cf.validate()?;
+        Ok(cf)
+    }
+
+    /// Checks that the fields are usable.
+    pub fn validate(&self) -> Result<(), ConnFileError> {
+        let cf = self;
+        let invalid = |what: &str| ConnFileError::Invalid {
+            path: String::new(),
+            what: what.into(),
+        };
+        if cf.address.parse::<std::net::SocketAddr>().is_err()
+            && !cf
+                .address
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        {
+            return Err(invalid("`address` must be host:port"));
+        }
+        if !cf.insecure {
+            let hex = cf.fingerprint.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "`fingerprint` must be sha256:<64 hex digits> (or set \"insecure\": true)",
+                ));
+            }
+            if cf.token.is_empty() {
+                return Err(invalid("`token` is empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the file with owner-only permissions (0600).
+    pub fn write(&self, path: &Path) -> Result<(), ConnFileError> {
+        let p = path.display().to_string();
+        let io = |source| ConnFileError::Io {
+            path: p.clone(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(self).expect("serialisable") + "\n";
+        crate::transport::write_private(path, text.as_bytes()).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> ConnectionFile {
+        ConnectionFile {
+            address: "127.0.0.1:7600".into(),
+            server_name: "rgpu-server".into(),
+            fingerprint: format!("sha256:{}", "ab".repeat(32)),
+            token: "t0k3n".into(),
+            insecure: false,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conn.json");
+        good().write(&p).unwrap();
+        assert_eq!(ConnectionFile::read(&p).unwrap(), good());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        assert!(ConnectionFile::parse("{").is_err());
+        assert!(ConnectionFile::parse("[]").is_err());
+        let mut c = good();
+        c.fingerprint = "md5:00".into();
+        assert!(ConnectionFile::parse(&serde_json::to_string(&c).unwrap()).is_err());
+        let mut c = good();
+        c.address = "nowhere".into();
+        assert!(ConnectionFile::parse(&serde_json::to_string(&c).unwrap()).is_err());
+        let mut c = good();
+        c.token.clear();
+        assert!(ConnectionFile::parse(&serde_json::to_string(&c).unwrap()).is_err());
+        let mut c = good();
+        c.insecure = true;
+        c.fingerprint.clear();
+        c.token.clear();
+        assert!(ConnectionFile::parse(&serde_json::to_string(&c).unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,219 @@
+//! Framing: how messages travel on a QUIC stream. Sans-IO: functions over byte slices only.
+//!
+//! Every frame is `len: u32 LE` followed by `len` payload bytes. The payload starts with a kind
+//! byte. Call and reply frames have a fixed little-endian header followed by the message body
+//! (postcard). Handshake frames carry the magic `RGPU` and the protocol version *before* any
+//! postcard data, so peers of different versions can always recognise and refuse each other.
+
+use crate::error::DecodeError;
+use serde::{Deserialize, Serialize};
+
+/// Version of the framing, handshake and message set. Bump on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// First bytes of every handshake frame.
+pub const MAGIC: [u8; 4] = *b"RGPU";
+/// Default upper bound for one frame (a 1 GiB copy plus headers).
+pub const DEFAULT_MAX_FRAME: u32 = (1 << 30) + 4096;
+
+/// Frame kinds.
+pub mod kind {
+    /// Client → server: a call.
+    pub const CALL: u8 = 1;
+    /// Server → client: the reply to a call.
+    pub const REPLY: u8 = 2;
+    /// Server → client: an unsolicited notice (e.g. shutdown).
+    pub const NOTICE: u8 = 3;
+    /// Client → server: first frame of a connection.
+    pub const HELLO: u8 = 0x10;
+    /// Server → client: answer to HELLO.
+    pub const WELCOME: u8 = 0x11;
+}
+
+/// Call flags.
+pub mod flags {
+    /// The call came through a `_ptds`/`_ptsz` entry point: stream 0 means the per-thread stream.
+    pub const PER_THREAD_STREAM: u8 = 1;
+}
+
+/// Fixed header of a call frame (after the length prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallHeader {
+    /// Call flags (`flags::*`).
+    pub flags: u8,
+    /// Message opcode.
+    pub opcode: u32,
+    /// Request id, echoed in the reply.
+    pub id: u64,
+    /// Client thread that made the call.
+    pub thread: u64,
+    /// The calling thread's current context handle (0: none).
+    pub ctx: u64,
+}
+
+/// Size of the call header.
+pub const CALL_HEADER_LEN: usize = 32;
+/// Size of the reply header.
+pub const REPLY_HEADER_LEN: usize = 24;
+
+impl CallHeader {
+    /// Encodes a whole call frame (length prefix included).
+    pub fn frame(&self, body_len: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(4 + CALL_HEADER_LEN + body_len);
+        v.extend_from_slice(&((CALL_HEADER_LEN + body_len) as u32).to_le_bytes());
+        v.push(kind::CALL);
+        v.push(self.flags);
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(&self.opcode.to_le_bytes());
+        v.extend_from_slice(&self.id.to_le_bytes());
+        v.extend_from_slice(&self.thread.to_le_bytes());
+        v.extend_from_slice(&self.ctx.to_le_bytes());
+        v
+    }
+
+    /// Parses a call payload into header and body.
+    pub fn parse(p: &[u8]) -> Result<(CallHeader, &[u8]), DecodeError> {
+        if p.len() < CALL_HEADER_LEN {
+            return Err(DecodeError::ShortFrame(p.len()));
+        }
+        if p[0] != kind::CALL {
+            return Err(DecodeError::UnknownKind(p[0]));
+        }
+        let u32at = |o: usize| u32::from_le_bytes(p[o..o + 4].try_into().unwrap());
+        let u64at = |o: usize| u64::from_le_bytes(p[o..o + 8].try_into().unwrap());
+        Ok((
+            CallHeader {
+                flags: p[1],
+                opcode: u32at(4),
+                id: u64at(8),
+                thread: u64at(16),
+                ctx: u64at(24),
+            },
+            &p[CALL_HEADER_LEN..],
+        ))
+    }
+}
+
+/// Fixed header of a reply frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplyHeader {
+    /// `CUresult` of the call; when non-zero the body is empty.
+    pub status: u32,
+    /// Request id of the call.
+    pub id: u64,
+    /// Opcode of the reply body.
+    pub opcode: u32,
+}
+
+impl ReplyHeader {
+    /// Encodes the reply frame prefix (length prefix included).
+    pub fn frame(&self, body_len: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(4 + REPLY_HEADER_LEN + body_len);
+        v.extend_from_slice(&((REPLY_HEADER_LEN + body_len) as u32).to_le_bytes());
+        v.push(kind::REPLY);
+        v.extend_from_slice(&[0, 0, 0]);
+        v.extend_from_slice(&self.status.to_le_bytes());
+        v.extend_from_slice(&self.id.to_le_bytes());
+        v.extend_from_slice(&self.opcode.to_le_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        v
+    }
+
+    /// Parses a reply payload into header and body.
+    pub fn parse(p: &[u8]) -> Result<(ReplyHeader, &[u8]), DecodeError> {
+        if p.len() < REPLY_HEADER_LEN {
+            return Err(DecodeError::ShortFrame(p.len()));
+        }
+        if p[0] != kind::REPLY {
+            return Err(DecodeError::UnknownKind(p[0]));
+        }
+        let u32at = |o: usize| u32::from_le_bytes(p[o..o + 4].try_into().unwrap());
+        Ok((
+            ReplyHeader {
+                status: u32at(4),
+                id: u64::from_le_bytes(p[8..16].try_into().unwrap()),
+                opcode: u32at(16),
+            },
+            &p[REPLY_HEADER_LEN..],
+        ))
+    }
+}
+
+/// Checks a frame's length prefix against the limit.
+pub fn check_len(len: u32, max: u32) -> Result<usize, DecodeError> {
+    if len > max {
+        return Err(DecodeError::TooLarge {
+            len: len as u64,
+            max: max as u64,
+        });
+    }
+    Ok(len as usize)
+}
+
+/// Decodes a postcard body that must be consumed entirely.
+pub fn body_from<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    let (v, rest) = postcard::take_from_bytes(body)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    Ok(v)
+}
+
+/// First message of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Hello {
+    /// `messages::SPEC_HASH` of the client's build.
+    pub spec_hash: u64,
+    /// Access token from the connection file.
+    pub token: String,
+    /// Client process id (for logs and `rgpu devices`-style listings).
+    pub pid: u32,
+    /// Client host name.
+    pub host: String,
+    /// Client software version.
+    pub client_version: String,
+}
+
+/// The server's acceptance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Welcome {
+    /// Session id on the server.
+    pub session: u64,
+    /// Server software version.
+    pub server_version: String,
+    /// Driver version the server reports (`cuDriverGetVersion`).
+    pub driver_version: i32,
+}
+
+/// Handshake outcome sent by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HandshakeReply {
+    /// Accepted.
+    Welcome(Welcome),
+    /// Refused, with a reason meant for the user.
+    Refused(String),
+}
+
+/// Encodes a handshake frame: kind, magic, version, then the postcard body.
+pub fn handshake_frame<T: Serialize>(k: u8, version: u32, body: &T) -> Vec<u8> {
+    let mut payload = vec![k];
+    payload.extend_from_slice(&MAGIC);
+    payload.extend_from_slice(&version.to_le_bytes());
+    let payload = postcard::to_extend(body, payload).expect("serialising to a Vec cannot fail");
+    let mut v = (payload.len() as u32).to_le_bytes().to_vec();
+    v.extend_from_slice(&payload);
+    v
+}
+
+/// Parses the kind, magic and version of a handshake payload; returns (version, body).
+pub fn parse_handshake(k: u8, p: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
+    if p.len() < 9 {
+        return Err(DecodeError::ShortFrame(p.len()));
+    }
+    if p[1..5] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if p[0] != k {
+        return Err(DecodeError::UnknownKind(p[0]));
+    }
+    Ok((u32::from_le_bytes(p[5..9].try_into().unwrap()), &p[9..]))
+}

@@ -1,0 +1,36 @@
+//! Device backends. The CPU device is the first; the real-GPU backend implements the same trait.
+
+pub mod cpu;
+
+use rgpu_protocol::error::CuResult;
+use std::sync::Arc;
+
+/// Device memory addressed by the client's device pointers.
+pub struct Region {
+    /// The allocation holding the range.
+    pub buf: Arc<cpu::DevBuf>,
+    /// Offset of the range in the allocation.
+    pub offset: usize,
+}
+
+/// What the server needs from a device.
+pub trait Device: Send + Sync {
+    /// Marketing name.
+    fn name(&self) -> String;
+    /// `cuDeviceGetUuid` bytes.
+    fn uuid(&self) -> [u8; 16];
+    /// `cuDeviceGetPCIBusId` string.
+    fn pci_bus_id(&self) -> String;
+    /// Total memory in bytes.
+    fn total_mem(&self) -> u64;
+    /// Bytes currently allocated (all sessions).
+    fn used_mem(&self) -> u64;
+    /// A `CUdevice_attribute` value; `INVALID_VALUE` for an unknown attribute.
+    fn attribute(&self, attr: i32) -> CuResult<i32>;
+    /// Allocates `size` bytes, returns the device address.
+    fn alloc(&self, size: u64) -> CuResult<u64>;
+    /// Frees an allocation by its base address.
+    fn free(&self, base: u64) -> CuResult<()>;
+    /// The memory at `[ptr, ptr+len)`, which must lie inside one allocation.
+    fn region(&self, ptr: u64, len: u64) -> CuResult<Region>;
+}

@@ -1,0 +1,316 @@
+//! The `rgpu` command: `rgpu server`, `rgpu run -- PROGRAM`, `rgpu devices`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use rgpu_protocol::client::{Client, ClientConfig};
+use rgpu_protocol::connfile::ConnectionFile;
+use rgpu_protocol::messages::*;
+use rgpu_protocol::wire::CallHeader;
+use rgpu_server::server::{self, DeviceKind, ServerConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "rgpu",
+    version,
+    about = "Run CUDA programs on remote GPUs (or the built-in CPU device)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct DeviceArgs {
+    /// Device backend.
+    #[arg(long, value_enum, default_value = "auto", env = "RGPU_DEVICE")]
+    device: DeviceKind,
+    /// Number of CPU devices to offer.
+    #[arg(long, default_value_t = 1)]
+    cpu_devices: u32,
+    /// Memory of each CPU device, e.g. 4G, 512M.
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    cpu_memory: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve devices to rgpu clients.
+    Server {
+        /// UDP address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7600", env = "RGPU_LISTEN")]
+        listen: SocketAddr,
+        /// Directory for the key pair, certificate, tokens and connection file.
+        #[arg(long, env = "RGPU_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Where to write the connection file (default: STATE_DIR/connection.json).
+        #[arg(long)]
+        connection_file: Option<PathBuf>,
+        /// Accept clients without token or certificate pinning. Only for trusted, isolated networks.
+        #[arg(long)]
+        insecure: bool,
+        /// Seconds of silence after which a client counts as dead and its resources are released.
+        #[arg(long, default_value_t = 3.0)]
+        idle_timeout: f64,
+        #[command(flatten)]
+        dev: DeviceArgs,
+    },
+    /// Run a program with the rgpu shim in place of libcuda. Without a connection file, an
+    /// embedded local server runs for the program's lifetime.
+    Run {
+        /// Connection file of the server to use.
+        #[arg(long, env = "RGPU_CONNECTION_FILE")]
+        connection_file: Option<PathBuf>,
+        #[command(flatten)]
+        dev: DeviceArgs,
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, required = true, num_args = 1..)]
+        program: Vec<String>,
+    },
+    /// List the devices a server offers.
+    Devices {
+        /// Connection file of the server.
+        #[arg(long, env = "RGPU_CONNECTION_FILE")]
+        connection_file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("invalid size `{s}` (examples: 4G, 512M)"))
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("rgpu");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".local/state/rgpu");
+    }
+    PathBuf::from("/var/lib/rgpu")
+}
+
+fn main() {
+    let filter = std::env::var("RGPU_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rgpu: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn server_config(state_dir: PathBuf, dev: &DeviceArgs) -> ServerConfig {
+    let mut cfg = ServerConfig::new(state_dir);
+    cfg.device = dev.device;
+    cfg.cpu_devices = dev.cpu_devices;
+    cfg.cpu_memory = dev.cpu_memory;
+    cfg
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Server {
+            listen,
+            state_dir,
+            connection_file,
+            insecure,
+            idle_timeout,
+            dev,
+        } => {
+            let mut cfg = server_config(state_dir.unwrap_or_else(default_state_dir), &dev);
+            cfg.listen = listen;
+            cfg.connection_file = connection_file;
+            cfg.insecure = insecure;
+            cfg.idle_timeout = Duration::from_secs_f64(idle_timeout.clamp(0.5, 3600.0));
+            let rt = runtime()?;
+            rt.block_on(async {
+                let srv = server::start(cfg).await?;
+                eprintln!(
+                    "rgpu server on {} — connection file: {}",
+                    srv.addr,
+                    srv.connection_path.display()
+                );
+                tokio::select! {
+                    _ = shutdown_signal() => {
+                        tracing::info!("shutting down");
+                        srv.close();
+                    }
+                    _ = srv.wait() => {}
+                }
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(0)
+        }
+        Cmd::Run {
+            connection_file,
+            dev,
+            program,
+        } => run_program(connection_file, &dev, &program),
+        Cmd::Devices {
+            connection_file,
+            json,
+        } => devices(connection_file, json),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Finds the shim (`libcuda.so` built next to this binary, or `RGPU_SHIM`).
+fn shim_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("RGPU_SHIM") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locating the rgpu binary")?;
+    let dir = exe.parent().context("rgpu binary has no directory")?;
+    for c in [dir.join("libcuda.so"), dir.join("../lib/rgpu/libcuda.so")] {
+        if c.exists() {
+            return Ok(c.canonicalize()?);
+        }
+    }
+    bail!(
+        "cannot find the rgpu shim (libcuda.so) next to {}; build the workspace or set RGPU_SHIM",
+        exe.display()
+    )
+}
+
+fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> Result<i32> {
+    let shim = shim_path()?;
+    let tmp = tempfile::Builder::new().prefix("rgpu-run-").tempdir()?;
+    let libdir = tmp.path().join("lib");
+    std::fs::create_dir_all(&libdir)?;
+    for name in ["libcuda.so.1", "libcuda.so"] {
+        std::os::unix::fs::symlink(&shim, libdir.join(name))?;
+    }
+    let rt = runtime()?;
+    let (conn_path, _server) = match conn {
+        Some(p) => {
+            ConnectionFile::read(&p)?;
+            (p, None)
+        }
+        None => {
+            let mut cfg = server_config(tmp.path().join("server"), dev);
+            cfg.listen = "127.0.0.1:0".parse().expect("literal");
+            let srv = rt.block_on(server::start(cfg))?;
+            (srv.connection_path.clone(), Some(srv))
+        }
+    };
+    let prepend = |var: &str, first: &Path| {
+        let mut v = first.as_os_str().to_owned();
+        if let Some(old) = std::env::var_os(var).filter(|o| !o.is_empty()) {
+            v.push(if var == "LD_PRELOAD" { " " } else { ":" });
+            v.push(old);
+        }
+        v
+    };
+    let status = std::process::Command::new(&program[0])
+        .args(&program[1..])
+        .env("RGPU_CONNECTION_FILE", &conn_path)
+        .env("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", &libdir))
+        .env(
+            "LD_PRELOAD",
+            prepend("LD_PRELOAD", &libdir.join("libcuda.so.1")),
+        )
+        .status()
+        .with_context(|| format!("cannot run {}", program[0]))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {
+    let path = conn
+        .or_else(|| {
+            let p = default_state_dir().join("connection.json");
+            p.exists().then_some(p)
+        })
+        .context("no connection file: pass --connection-file or set RGPU_CONNECTION_FILE")?;
+    let cf = ConnectionFile::read(&path)?;
+    let client = Client::connect(ClientConfig::new(cf))?;
+    let call = |r: Request| client.call(CallHeader::default(), &r);
+    call(Request::Init(InitReq { flags: 0 }))?;
+    let Reply::DeviceGetCount(n) = call(Request::DeviceGetCount(DeviceGetCountReq {}))? else {
+        bail!("unexpected reply");
+    };
+    let mut rows = vec![];
+    for d in 0..n.count {
+        let Reply::DeviceGetName(name) = call(Request::DeviceGetName(DeviceGetNameReq {
+            len: 256,
+            dev: d,
+        }))?
+        else {
+            bail!("unexpected reply");
+        };
+        let Reply::DeviceTotalMem(mem) =
+            call(Request::DeviceTotalMem(DeviceTotalMemReq { dev: d }))?
+        else {
+            bail!("unexpected reply");
+        };
+        let Reply::DeviceComputeCapability(cc) = call(Request::DeviceComputeCapability(
+            DeviceComputeCapabilityReq { dev: d },
+        ))?
+        else {
+            bail!("unexpected reply");
+        };
+        rows.push(serde_json::json!({
+            "index": d,
+            "name": String::from_utf8_lossy(&name.name),
+            "memory_bytes": mem.bytes,
+            "compute_capability": format!("{}.{}", cc.major, cc.minor),
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{:<5} {:<28} {:>12} {:>4}", "INDEX", "NAME", "MEMORY", "CC");
+        for r in rows {
+            println!(
+                "{:<5} {:<28} {:>9} MiB {:>4}",
+                r["index"],
+                r["name"].as_str().unwrap_or(""),
+                r["memory_bytes"].as_u64().unwrap_or(0) >> 20,
+                r["compute_capability"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(0)
+}

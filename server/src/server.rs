@@ -1,0 +1,383 @@
+//! The QUIC listener: accepts connections, performs the handshake (protocol version, API hash,
+//! token), runs one session per connection and releases it when the connection ends.
+
+use crate::device::{cpu::CpuDevice, Device};
+use crate::session::{Cx, Session};
+use rgpu_protocol::connfile::ConnectionFile;
+use rgpu_protocol::messages::{dispatch, Request, SPEC_HASH};
+use rgpu_protocol::transport::{self, FrameError, Identity};
+use rgpu_protocol::wire::{self, kind, CallHeader, HandshakeReply, Hello, ReplyHeader, Welcome};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which backend serves the devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceKind {
+    /// The built-in CPU device.
+    Cpu,
+    /// NVIDIA GPUs through the real driver.
+    Gpu,
+    /// GPUs if present, else the CPU device.
+    Auto,
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// Where the key pair, certificate and tokens live.
+    pub state_dir: PathBuf,
+    /// Where to write the connection file (default: `<state_dir>/connection.json`).
+    pub connection_file: Option<PathBuf>,
+    /// Accept any client without a token and let clients skip pinning.
+    pub insecure: bool,
+    /// Backend.
+    pub device: DeviceKind,
+    /// Number of CPU devices to offer.
+    pub cpu_devices: u32,
+    /// Memory of each CPU device.
+    pub cpu_memory: u64,
+    /// A silent client's session is released after this long.
+    pub idle_timeout: Duration,
+    /// Largest accepted frame.
+    pub max_frame: u32,
+}
+
+impl ServerConfig {
+    /// Defaults for a server keeping its state in `state_dir`.
+    pub fn new(state_dir: PathBuf) -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:7600".parse().expect("literal"),
+            state_dir,
+            connection_file: None,
+            insecure: false,
+            device: DeviceKind::Auto,
+            cpu_devices: 1,
+            cpu_memory: 4 << 30,
+            idle_timeout: Duration::from_secs(3),
+            max_frame: wire::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Transport setup.
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Connection file.
+    #[error(transparent)]
+    ConnFile(#[from] rgpu_protocol::connfile::ConnFileError),
+    /// Device selection.
+    #[error("{0}")]
+    Device(String),
+}
+
+/// A running server.
+pub struct Server {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// What clients need to connect.
+    pub connection: ConnectionFile,
+    /// Where the connection file was written.
+    pub connection_path: PathBuf,
+    endpoint: quinn::Endpoint,
+    /// The devices offered.
+    pub devices: Arc<Vec<Arc<dyn Device>>>,
+}
+
+impl Server {
+    /// Stops accepting and closes every connection.
+    pub fn close(&self) {
+        self.endpoint.close(1u32.into(), b"server shutting down");
+    }
+
+    /// Waits until the endpoint is closed.
+    pub async fn wait(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+fn tokens_path(cfg: &ServerConfig) -> PathBuf {
+    cfg.state_dir.join("tokens")
+}
+
+/// Reads the accepted tokens (one per line). Re-read at every handshake, so tokens can be
+/// rotated by editing the file while the server runs.
+fn accepted_tokens(cfg: &ServerConfig) -> Vec<String> {
+    std::fs::read_to_string(tokens_path(cfg))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Builds the devices for `cfg`.
+pub fn make_devices(cfg: &ServerConfig, seed: &str) -> Result<Vec<Arc<dyn Device>>, ServerError> {
+    match cfg.device {
+        DeviceKind::Gpu => return Err(ServerError::Device(
+            "--device gpu: the real-GPU backend is not part of this build yet; use --device cpu"
+                .into(),
+        )),
+        DeviceKind::Auto => {
+            tracing::info!("--device auto: no GPU backend in this build, using the CPU device")
+        }
+        DeviceKind::Cpu => {}
+    }
+    Ok((0..cfg.cpu_devices.max(1))
+        .map(|i| Arc::new(CpuDevice::new(i as i32, cfg.cpu_memory, seed)) as Arc<dyn Device>)
+        .collect())
+}
+
+/// Starts the server on the current tokio runtime.
+pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+    let id = Identity::load_or_create(&cfg.state_dir)?;
+    if !cfg.insecure && accepted_tokens(&cfg).is_empty() {
+        transport::write_private(
+            &tokens_path(&cfg),
+            format!("{}\n", transport::random_token()).as_bytes(),
+        )?;
+    }
+    let devices = Arc::new(make_devices(&cfg, &id.fingerprint())?);
+    let sc = transport::server_config(&id, cfg.idle_timeout)?;
+    let endpoint = quinn::Endpoint::server(sc, cfg.listen)?;
+    let addr = endpoint.local_addr()?;
+    let connection = ConnectionFile {
+        address: addr.to_string(),
+        server_name: transport::SERVER_NAME.into(),
+        fingerprint: if cfg.insecure {
+            String::new()
+        } else {
+            id.fingerprint()
+        },
+        token: accepted_tokens(&cfg).into_iter().next().unwrap_or_default(),
+        insecure: cfg.insecure,
+    };
+    let connection_path = cfg
+        .connection_file
+        .clone()
+        .unwrap_or_else(|| cfg.state_dir.join("connection.json"));
+    connection.write(&connection_path)?;
+    tracing::info!(
+        "rgpu server listening on {addr} ({} device(s)); connection file {}",
+        devices.len(),
+        connection_path.display()
+    );
+    if cfg.insecure {
+        tracing::warn!("insecure mode: clients are not authenticated");
+    }
+    let ep = endpoint.clone();
+    let devs = devices.clone();
+    let cfg = Arc::new(cfg);
+    tokio::spawn(async move {
+        while let Some(inc) = ep.accept().await {
+            let (devs, cfg) = (devs.clone(), cfg.clone());
+            tokio::spawn(async move {
+                let remote = inc.remote_address();
+                if let Err(e) = serve_connection(inc, devs, cfg).await {
+                    tracing::info!("connection from {remote} ended: {e}");
+                }
+            });
+        }
+    });
+    Ok(Server {
+        addr,
+        connection,
+        connection_path,
+        endpoint,
+        devices,
+    })
+}
+
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
+async fn refuse(send: &mut quinn::SendStream, why: String) -> String {
+    let f = wire::handshake_frame(
+        kind::WELCOME,
+        wire::PROTOCOL_VERSION,
+        &HandshakeReply::Refused(why.clone()),
+    );
+    let _ = send.write_all(&f).await;
+    let _ = send.finish();
+    // Give the refusal time to reach the client before the connection is dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    why
+}
+
+async fn serve_connection(
+    inc: quinn::Incoming,
+    devices: Arc<Vec<Arc<dyn Device>>>,
+    cfg: Arc<ServerConfig>,
+) -> Result<(), String> {
+    let remote = inc.remote_address();
+    let conn = inc.await.map_err(|e| format!("handshake failed: {e}"))?;
+    let (mut send, mut recv) = tokio::time::timeout(Duration::from_secs(10), conn.accept_bi())
+        .await
+        .map_err(|_| "no stream opened".to_string())?
+        .map_err(|e| e.to_string())?;
+    let p = transport::read_frame(&mut recv, 64 << 10)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (version, body) = match wire::parse_handshake(kind::HELLO, &p) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = refuse(&mut send, format!("malformed handshake: {e}")).await;
+            tracing::warn!("refused {remote}: {why}");
+            return Err(why);
+        }
+    };
+    if version != wire::PROTOCOL_VERSION {
+        let why = refuse(
+            &mut send,
+            format!(
+                "protocol version mismatch: server speaks {}, client speaks {version}; use the same rgpu release on both sides",
+                wire::PROTOCOL_VERSION
+            ),
+        )
+        .await;
+        tracing::warn!("refused {remote}: {why}");
+        return Err(why);
+    }
+    let hello: Hello = match wire::body_from(body) {
+        Ok(h) => h,
+        Err(e) => {
+            let why = refuse(&mut send, format!("malformed handshake: {e}")).await;
+            tracing::warn!("refused {remote}: {why}");
+            return Err(why);
+        }
+    };
+    if hello.spec_hash != SPEC_HASH {
+        let why = refuse(&mut send, format!("API declaration mismatch (client {:#x}, server {SPEC_HASH:#x}): client and server come from different rgpu builds", hello.spec_hash)).await;
+        tracing::warn!("refused {remote}: {why}");
+        return Err(why);
+    }
+    if !cfg.insecure
+        && !accepted_tokens(&cfg)
+            .iter()
+            .any(|t| constant_time_eq(t.as_bytes(), hello.token.as_bytes()))
+    {
+        let why = refuse(&mut send, "invalid access token".into()).await;
+        tracing::warn!(
+            "refused {remote} (pid {} on {}): invalid access token",
+            hello.pid,
+            hello.host
+        );
+        return Err(why);
+    }
+    let sid = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    let session = Arc::new(Session::new(sid, devices));
+    let welcome = Welcome {
+        session: sid,
+        server_version: rgpu_protocol::VERSION.into(),
+        driver_version: crate::session::DRIVER_VERSION,
+    };
+    send.write_all(&wire::handshake_frame(
+        kind::WELCOME,
+        wire::PROTOCOL_VERSION,
+        &HandshakeReply::Welcome(welcome),
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::info!(
+        "session {sid}: client pid {} on {} from {remote}",
+        hello.pid,
+        hello.host
+    );
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if send.write_all(&f).await.is_err() {
+                break;
+            }
+        }
+    });
+    let result = loop {
+        let p = match transport::read_frame(&mut recv, cfg.max_frame).await {
+            Ok(p) => p,
+            Err(FrameError::Closed) => break Ok(()),
+            Err(e) => break Err(format!("session {sid}: {e}")),
+        };
+        let (hdr, body) = match CallHeader::parse(&p) {
+            Ok(v) => v,
+            Err(e) => break Err(format!("session {sid}: malformed frame: {e}")),
+        };
+        let req = match Request::decode(hdr.opcode, body) {
+            Ok(r) => r,
+            Err(e) => {
+                break Err(format!(
+                    "session {sid}: malformed call (opcode {}): {e}",
+                    hdr.opcode
+                ))
+            }
+        };
+        let (s, tx) = (session.clone(), tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let cx = Cx {
+                thread: hdr.thread,
+                ctx: hdr.ctx,
+                per_thread: hdr.flags & wire::flags::PER_THREAD_STREAM != 0,
+            };
+            let frame = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dispatch(&*s, &cx, req)
+            })) {
+                Ok(Ok(rep)) => match rep.encode_body(Vec::new()) {
+                    Ok(body) => {
+                        let mut f = ReplyHeader {
+                            status: 0,
+                            id: hdr.id,
+                            opcode: rep.opcode(),
+                        }
+                        .frame(body.len());
+                        f.extend_from_slice(&body);
+                        f
+                    }
+                    Err(_) => ReplyHeader {
+                        status: 999,
+                        id: hdr.id,
+                        opcode: 0,
+                    }
+                    .frame(0),
+                },
+                Ok(Err(e)) => ReplyHeader {
+                    status: e.raw(),
+                    id: hdr.id,
+                    opcode: 0,
+                }
+                .frame(0),
+                Err(_) => {
+                    tracing::error!("session {}: internal error handling a call", s.id);
+                    ReplyHeader {
+                        status: 999,
+                        id: hdr.id,
+                        opcode: 0,
+                    }
+                    .frame(0)
+                }
+            };
+            let _ = tx.send(frame);
+        });
+    };
+    drop(tx);
+    if let Err(e) = &result {
+        tracing::warn!("{e}; closing the connection");
+        conn.close(2u32.into(), b"protocol error");
+    }
+    let _ = writer.await;
+    tracing::info!("session {sid} ended; releasing its resources");
+    drop(session);
+    result
+}

@@ -1,0 +1,1365 @@
+//! A client session: the ledger of everything one client connection created (contexts,
+//! allocations, streams, events) and the implementation of every forwarded call on it. Dropping
+//! a session releases everything it owns.
+
+use crate::device::{Device, Region};
+use crate::exec::{Event, Fence, Record, Stream};
+use rgpu_protocol::error::{CuError, CuResult};
+use rgpu_protocol::messages::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Driver version reported to clients.
+pub const DRIVER_VERSION: i32 = 13050;
+
+const STREAM_NON_BLOCKING: u32 = 1;
+const STREAM_LEGACY: u64 = 1;
+const STREAM_PER_THREAD: u64 = 2;
+const EVENT_BLOCKING_SYNC: u32 = 1;
+const EVENT_DISABLE_TIMING: u32 = 2;
+const EVENT_INTERPROCESS: u32 = 4;
+const CTX_FLAGS_MASK: u32 = 0x07 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100;
+
+static HANDLES: AtomicU64 = AtomicU64::new(0x1000);
+static CTX_IDS: AtomicU64 = AtomicU64::new(1);
+
+fn new_handle() -> u64 {
+    // Globally unique, so a handle of one session is never valid in another.
+    HANDLES.fetch_add(0x10, Ordering::Relaxed)
+}
+
+/// Per-call context: who is calling and with which current context.
+#[derive(Debug, Clone, Copy)]
+pub struct Cx {
+    /// Client thread id.
+    pub thread: u64,
+    /// Current context of the calling thread.
+    pub ctx: u64,
+    /// Called through a `_ptds`/`_ptsz` entry point.
+    pub per_thread: bool,
+}
+
+struct Ctx {
+    device: i32,
+    flags: u32,
+    id: u64,
+    primary: bool,
+    null_stream: Arc<Stream>,
+    limits: HashMap<i32, u64>,
+    cache_config: i32,
+    shmem_config: i32,
+}
+
+struct Primary {
+    handle: u64,
+    refs: u32,
+    flags: u32,
+}
+
+struct Alloc {
+    ctx: u64,
+    device: i32,
+}
+
+#[derive(Default)]
+struct State {
+    contexts: HashMap<u64, Ctx>,
+    primaries: HashMap<i32, Primary>,
+    allocs: BTreeMap<u64, Alloc>,
+    streams: HashMap<u64, Arc<Stream>>,
+    events: HashMap<u64, Arc<Event>>,
+    per_thread: HashMap<(u64, u64), Arc<Stream>>,
+}
+
+/// One client's session.
+pub struct Session {
+    /// Session id (logs).
+    pub id: u64,
+    devices: Arc<Vec<Arc<dyn Device>>>,
+    st: Mutex<State>,
+}
+
+impl Session {
+    /// A new, empty session on `devices`.
+    pub fn new(id: u64, devices: Arc<Vec<Arc<dyn Device>>>) -> Session {
+        Session {
+            id,
+            devices,
+            st: Mutex::new(State::default()),
+        }
+    }
+
+    fn st(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn device(&self, dev: i32) -> CuResult<&Arc<dyn Device>> {
+        usize::try_from(dev)
+            .ok()
+            .and_then(|d| self.devices.get(d))
+            .ok_or(CuError::INVALID_DEVICE)
+    }
+
+    /// Bytes this session holds on each device.
+    pub fn allocation_count(&self) -> usize {
+        self.st().allocs.len()
+    }
+
+    fn new_ctx(&self, st: &mut State, device: i32, flags: u32, primary: bool, handle: u64) {
+        let null_stream = Stream::new(0, handle, 0, 0);
+        let limits = HashMap::from([
+            (0, 1024u64),
+            (1, 1 << 20),
+            (2, 8 << 20),
+            (3, 2),
+            (4, 2048),
+            (5, 64),
+            (6, 0),
+        ]);
+        st.contexts.insert(
+            handle,
+            Ctx {
+                device,
+                flags,
+                id: CTX_IDS.fetch_add(1, Ordering::Relaxed),
+                primary,
+                null_stream,
+                limits,
+                cache_config: 0,
+                shmem_config: 0,
+            },
+        );
+    }
+
+    /// Releases everything a context owns (allocations, streams, events, per-thread streams).
+    fn teardown_ctx(&self, st: &mut State, handle: u64) {
+        let Some(ctx) = st.contexts.remove(&handle) else {
+            return;
+        };
+        ctx.null_stream.close();
+        let dev = self.devices[ctx.device as usize].clone();
+        let bases: Vec<u64> = st
+            .allocs
+            .iter()
+            .filter(|(_, a)| a.ctx == handle)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in bases {
+            st.allocs.remove(&b);
+            let _ = dev.free(b);
+        }
+        st.streams.retain(|_, s| s.ctx != handle);
+        st.events.retain(|_, e| e.ctx != handle);
+        st.per_thread.retain(|(_, c), _| *c != handle);
+    }
+
+    /// The calling thread's current context, checked.
+    fn ctx<'a>(&self, st: &'a State, cx: &Cx) -> CuResult<&'a Ctx> {
+        self.ctx_of(st, cx.ctx)
+    }
+
+    fn ctx_of<'a>(&self, st: &'a State, handle: u64) -> CuResult<&'a Ctx> {
+        if handle == 0 {
+            return Err(CuError::INVALID_CONTEXT);
+        }
+        st.contexts.get(&handle).ok_or(CuError::INVALID_CONTEXT)
+    }
+
+    /// Resolves a stream handle as seen by `cx` (0, legacy, per-thread or a created stream).
+    fn stream(&self, st: &mut State, cx: &Cx, handle: u64) -> CuResult<Arc<Stream>> {
+        let per_thread = handle == STREAM_PER_THREAD || (handle == 0 && cx.per_thread);
+        if handle == 0 || handle == STREAM_LEGACY || per_thread {
+            let ctx = self.ctx(st, cx)?;
+            if !per_thread {
+                return Ok(ctx.null_stream.clone());
+            }
+            let key = (cx.thread, cx.ctx);
+            let ctxh = cx.ctx;
+            return Ok(st
+                .per_thread
+                .entry(key)
+                .or_insert_with(|| Stream::new(STREAM_PER_THREAD, ctxh, 0, 0))
+                .clone());
+        }
+        st.streams
+            .get(&handle)
+            .cloned()
+            .ok_or(CuError::INVALID_HANDLE)
+    }
+
+    /// Fences a job on `s` must wait for to honour the legacy default stream's implicit
+    /// synchronisation with blocking streams.
+    fn implicit_deps(&self, st: &State, s: &Stream) -> Vec<Fence> {
+        let Some(ctx) = st.contexts.get(&s.ctx) else {
+            return vec![];
+        };
+        if s.handle == 0 {
+            // Legacy stream: wait for every blocking stream of the context.
+            st.streams
+                .values()
+                .chain(st.per_thread.values())
+                .filter(|o| o.ctx == s.ctx && o.flags & STREAM_NON_BLOCKING == 0)
+                .map(|o| o.tail())
+                .collect()
+        } else if s.flags & STREAM_NON_BLOCKING == 0 {
+            vec![ctx.null_stream.tail()]
+        } else {
+            vec![]
+        }
+    }
+
+    /// Submits `job` to the stream `handle` (with implicit legacy-stream ordering).
+    fn submit(&self, cx: &Cx, handle: u64, job: crate::exec::Job) -> CuResult<Fence> {
+        let mut st = self.st();
+        let s = self.stream(&mut st, cx, handle)?;
+        let deps = self.implicit_deps(&st, &s);
+        drop(st);
+        Ok(s.submit(deps, job))
+    }
+
+    /// A device range owned by this session and inside one allocation.
+    fn region(&self, cx: &Cx, ptr: u64, len: u64) -> CuResult<Region> {
+        let st = self.st();
+        let ctx = self.ctx(&st, cx)?;
+        let dev = ctx.device;
+        let (_, a) = st
+            .allocs
+            .range(..=ptr)
+            .next_back()
+            .ok_or(CuError::INVALID_VALUE)?;
+        if a.device != dev && !self.devices.is_empty() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let device = self.devices[a.device as usize].clone();
+        drop(st);
+        // The device checks that the range lies inside that allocation.
+        device.region(ptr, len.max(1)).map(|mut r| {
+            if len == 0 {
+                r.offset = r.offset.min(r.buf.len());
+            }
+            r
+        })
+    }
+
+    fn copy_h2d(
+        &self,
+        cx: &Cx,
+        dst: u64,
+        data: Vec<u8>,
+        n: u64,
+        stream: u64,
+        wait: bool,
+    ) -> CuResult<()> {
+        if data.len() as u64 != n {
+            return Err(CuError::INVALID_VALUE);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let r = self.region(cx, dst, n)?;
+        let f = self.submit(cx, stream, Box::new(move || r.buf.write(r.offset, &data)))?;
+        if wait {
+            f.wait();
+        }
+        Ok(())
+    }
+
+    fn copy_d2h(&self, cx: &Cx, src: u64, n: u64, stream: u64) -> CuResult<Vec<u8>> {
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let r = self.region(cx, src, n)?;
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let o = out.clone();
+        let f = self.submit(
+            cx,
+            stream,
+            Box::new(move || {
+                let mut v = vec![0u8; n as usize];
+                r.buf.read(r.offset, &mut v);
+                *o.lock().unwrap_or_else(|e| e.into_inner()) = v;
+            }),
+        )?;
+        f.wait();
+        let v = std::mem::take(&mut *out.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(v)
+    }
+
+    fn copy_d2d(
+        &self,
+        cx: &Cx,
+        dst: u64,
+        src: u64,
+        n: u64,
+        stream: u64,
+        wait: bool,
+    ) -> CuResult<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let d = self.region(cx, dst, n)?;
+        let s = self.region(cx, src, n)?;
+        let f = self.submit(
+            cx,
+            stream,
+            Box::new(move || d.buf.copy_from(d.offset, &s.buf, s.offset, n as usize)),
+        )?;
+        if wait {
+            f.wait();
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn memset2d(
+        &self,
+        cx: &Cx,
+        dst: u64,
+        pitch: u64,
+        pattern: Vec<u8>,
+        width: u64,
+        height: u64,
+        stream: u64,
+        wait: bool,
+    ) -> CuResult<()> {
+        let es = pattern.len() as u64;
+        if dst % es != 0 || (height > 1 && (pitch < width * es || pitch % es != 0)) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        if width == 0 || height == 0 {
+            return Ok(());
+        }
+        let span = (height - 1)
+            .checked_mul(pitch)
+            .and_then(|v| v.checked_add(width * es))
+            .ok_or(CuError::INVALID_VALUE)?;
+        let r = self.region(cx, dst, span)?;
+        let f = self.submit(
+            cx,
+            stream,
+            Box::new(move || {
+                for row in 0..height {
+                    r.buf
+                        .fill(r.offset + (row * pitch) as usize, &pattern, width as usize);
+                }
+            }),
+        )?;
+        if wait {
+            f.wait();
+        }
+        Ok(())
+    }
+
+    fn event(&self, st: &State, handle: u64) -> CuResult<Arc<Event>> {
+        st.events
+            .get(&handle)
+            .cloned()
+            .ok_or(CuError::INVALID_HANDLE)
+    }
+
+    fn record(&self, cx: &Cx, event: u64, stream: u64) -> CuResult<()> {
+        let ev = self.event(&self.st(), event)?;
+        let time = Arc::new(Mutex::new(None));
+        let t = time.clone();
+        let fence = self.submit(
+            cx,
+            stream,
+            Box::new(move || {
+                *t.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            }),
+        )?;
+        *ev.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(Record { fence, time });
+        Ok(())
+    }
+
+    fn sync_ctx(&self, handle: u64) -> CuResult<()> {
+        let st = self.st();
+        let ctx = self.ctx_of(&st, handle)?;
+        let mut fences = vec![ctx.null_stream.tail()];
+        fences.extend(
+            st.streams
+                .values()
+                .chain(st.per_thread.values())
+                .filter(|s| s.ctx == handle)
+                .map(|s| s.tail()),
+        );
+        drop(st);
+        for f in fences {
+            f.wait();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let mut st = self.st();
+        let handles: Vec<u64> = st.contexts.keys().copied().collect();
+        for h in handles {
+            self.teardown_ctx(&mut st, h);
+        }
+        for (b, a) in std::mem::take(&mut st.allocs) {
+            let _ = self.devices[a.device as usize].free(b);
+        }
+    }
+}
+
+fn bytes_of(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+impl Handler for Session {
+    type Cx = Cx;
+
+    fn init(&self, _cx: &Cx, req: InitReq) -> CuResult<InitRep> {
+        if req.flags != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        if self.devices.is_empty() {
+            return Err(CuError::NO_DEVICE);
+        }
+        Ok(InitRep {
+            driver_version: DRIVER_VERSION,
+        })
+    }
+
+    fn device_get_count(&self, _cx: &Cx, _req: DeviceGetCountReq) -> CuResult<DeviceGetCountRep> {
+        Ok(DeviceGetCountRep {
+            count: self.devices.len() as i32,
+        })
+    }
+
+    fn device_get(&self, _cx: &Cx, req: DeviceGetReq) -> CuResult<DeviceGetRep> {
+        self.device(req.ordinal)?;
+        Ok(DeviceGetRep {
+            device: req.ordinal,
+        })
+    }
+
+    fn device_get_name(&self, _cx: &Cx, req: DeviceGetNameReq) -> CuResult<DeviceGetNameRep> {
+        if req.len <= 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        Ok(DeviceGetNameRep {
+            name: bytes_of(&self.device(req.dev)?.name()),
+        })
+    }
+
+    fn device_get_uuid(&self, _cx: &Cx, req: DeviceGetUuidReq) -> CuResult<DeviceGetUuidRep> {
+        Ok(DeviceGetUuidRep {
+            uuid: self.device(req.dev)?.uuid().to_vec(),
+        })
+    }
+
+    fn device_total_mem(&self, _cx: &Cx, req: DeviceTotalMemReq) -> CuResult<DeviceTotalMemRep> {
+        Ok(DeviceTotalMemRep {
+            bytes: self.device(req.dev)?.total_mem(),
+        })
+    }
+
+    fn device_get_attribute(
+        &self,
+        _cx: &Cx,
+        req: DeviceGetAttributeReq,
+    ) -> CuResult<DeviceGetAttributeRep> {
+        let d = self.device(req.dev)?;
+        Ok(DeviceGetAttributeRep {
+            value: d.attribute(req.attrib)?,
+        })
+    }
+
+    fn device_get_pci_bus_id(
+        &self,
+        _cx: &Cx,
+        req: DeviceGetPciBusIdReq,
+    ) -> CuResult<DeviceGetPciBusIdRep> {
+        if req.len <= 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        Ok(DeviceGetPciBusIdRep {
+            pci_bus_id: bytes_of(&self.device(req.dev)?.pci_bus_id()),
+        })
+    }
+
+    fn device_get_by_pci_bus_id(
+        &self,
+        _cx: &Cx,
+        req: DeviceGetByPciBusIdReq,
+    ) -> CuResult<DeviceGetByPciBusIdRep> {
+        let want = req.pci_bus_id.trim().to_ascii_lowercase();
+        for (i, d) in self.devices.iter().enumerate() {
+            let id = d.pci_bus_id().to_ascii_lowercase();
+            if id == want || id.strip_prefix("0000:") == Some(want.as_str()) {
+                return Ok(DeviceGetByPciBusIdRep { dev: i as i32 });
+            }
+        }
+        Err(CuError::INVALID_DEVICE)
+    }
+
+    fn device_compute_capability(
+        &self,
+        _cx: &Cx,
+        req: DeviceComputeCapabilityReq,
+    ) -> CuResult<DeviceComputeCapabilityRep> {
+        let d = self.device(req.dev)?;
+        Ok(DeviceComputeCapabilityRep {
+            major: d.attribute(75)?,
+            minor: d.attribute(76)?,
+        })
+    }
+
+    fn device_can_access_peer(
+        &self,
+        _cx: &Cx,
+        req: DeviceCanAccessPeerReq,
+    ) -> CuResult<DeviceCanAccessPeerRep> {
+        self.device(req.dev)?;
+        self.device(req.peer_dev)?;
+        Ok(DeviceCanAccessPeerRep { can_access: 0 })
+    }
+
+    fn device_get_p2p_attribute(
+        &self,
+        _cx: &Cx,
+        req: DeviceGetP2pAttributeReq,
+    ) -> CuResult<DeviceGetP2pAttributeRep> {
+        self.device(req.src)?;
+        self.device(req.dst)?;
+        if req.src == req.dst || !(1..=5).contains(&req.attrib) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        Ok(DeviceGetP2pAttributeRep { value: 0 })
+    }
+
+    fn device_get_texture1d_linear_max_width(
+        &self,
+        _cx: &Cx,
+        req: DeviceGetTexture1dLinearMaxWidthReq,
+    ) -> CuResult<DeviceGetTexture1dLinearMaxWidthRep> {
+        self.device(req.dev)?;
+        if !matches!(req.num_channels, 1 | 2 | 4) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        Ok(DeviceGetTexture1dLinearMaxWidthRep { max_width: 1 << 28 })
+    }
+
+    fn device_get_properties(
+        &self,
+        _cx: &Cx,
+        req: DeviceGetPropertiesReq,
+    ) -> CuResult<DeviceGetPropertiesRep> {
+        let d = self.device(req.dev)?;
+        let a = |n: i32| d.attribute(n);
+        Ok(DeviceGetPropertiesRep {
+            props: vec![
+                a(1)?,
+                a(2)?,
+                a(3)?,
+                a(4)?,
+                a(5)?,
+                a(6)?,
+                a(7)?,
+                a(8)?,
+                a(9)?,
+                a(10)?,
+                a(11)?,
+                a(12)?,
+                a(13)?,
+                a(14)?,
+            ],
+        })
+    }
+
+    fn device_primary_ctx_retain(
+        &self,
+        _cx: &Cx,
+        req: DevicePrimaryCtxRetainReq,
+    ) -> CuResult<DevicePrimaryCtxRetainRep> {
+        self.device(req.dev)?;
+        let mut st = self.st();
+        let (handle, refs, flags) = {
+            let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
+                handle: new_handle(),
+                refs: 0,
+                flags: 0,
+            });
+            p.refs += 1;
+            (p.handle, p.refs, p.flags)
+        };
+        if refs == 1 {
+            self.new_ctx(&mut st, req.dev, flags, true, handle);
+        }
+        Ok(DevicePrimaryCtxRetainRep { ctx: handle })
+    }
+
+    fn device_primary_ctx_release(
+        &self,
+        _cx: &Cx,
+        req: DevicePrimaryCtxReleaseReq,
+    ) -> CuResult<DevicePrimaryCtxReleaseRep> {
+        self.device(req.dev)?;
+        let mut st = self.st();
+        let p = st
+            .primaries
+            .get_mut(&req.dev)
+            .ok_or(CuError::INVALID_CONTEXT)?;
+        if p.refs == 0 {
+            return Err(CuError::INVALID_CONTEXT);
+        }
+        p.refs -= 1;
+        if p.refs == 0 {
+            let h = p.handle;
+            self.teardown_ctx(&mut st, h);
+        }
+        Ok(DevicePrimaryCtxReleaseRep {})
+    }
+
+    fn device_primary_ctx_reset(
+        &self,
+        _cx: &Cx,
+        req: DevicePrimaryCtxResetReq,
+    ) -> CuResult<DevicePrimaryCtxResetRep> {
+        self.device(req.dev)?;
+        let mut st = self.st();
+        if let Some(p) = st.primaries.get_mut(&req.dev) {
+            p.refs = 0;
+            p.flags = 0;
+            let h = p.handle;
+            self.teardown_ctx(&mut st, h);
+        }
+        Ok(DevicePrimaryCtxResetRep {})
+    }
+
+    fn device_primary_ctx_get_state(
+        &self,
+        _cx: &Cx,
+        req: DevicePrimaryCtxGetStateReq,
+    ) -> CuResult<DevicePrimaryCtxGetStateRep> {
+        self.device(req.dev)?;
+        let st = self.st();
+        let (flags, active) = st
+            .primaries
+            .get(&req.dev)
+            .map(|p| (p.flags, (p.refs > 0) as i32))
+            .unwrap_or((0, 0));
+        Ok(DevicePrimaryCtxGetStateRep { flags, active })
+    }
+
+    fn device_primary_ctx_set_flags(
+        &self,
+        _cx: &Cx,
+        req: DevicePrimaryCtxSetFlagsReq,
+    ) -> CuResult<DevicePrimaryCtxSetFlagsRep> {
+        self.device(req.dev)?;
+        if req.flags & !CTX_FLAGS_MASK != 0 || req.flags & 0x7 > 4 || req.flags & 0x7 == 3 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut st = self.st();
+        let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
+            handle: new_handle(),
+            refs: 0,
+            flags: 0,
+        });
+        p.flags = req.flags;
+        let h = p.handle;
+        if let Some(c) = st.contexts.get_mut(&h) {
+            c.flags = req.flags;
+        }
+        Ok(DevicePrimaryCtxSetFlagsRep {})
+    }
+
+    fn ctx_create(&self, _cx: &Cx, req: CtxCreateReq) -> CuResult<CtxCreateRep> {
+        self.device(req.dev)?;
+        if req.flags & !CTX_FLAGS_MASK != 0 || req.flags & 0x7 > 4 || req.flags & 0x7 == 3 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let handle = new_handle();
+        let mut st = self.st();
+        self.new_ctx(&mut st, req.dev, req.flags, false, handle);
+        Ok(CtxCreateRep { ctx: handle })
+    }
+
+    fn ctx_destroy(&self, _cx: &Cx, req: CtxDestroyReq) -> CuResult<CtxDestroyRep> {
+        let mut st = self.st();
+        let c = self.ctx_of(&st, req.ctx)?;
+        if c.primary {
+            return Err(CuError::INVALID_CONTEXT);
+        }
+        self.teardown_ctx(&mut st, req.ctx);
+        Ok(CtxDestroyRep {})
+    }
+
+    fn ctx_info(&self, _cx: &Cx, req: CtxInfoReq) -> CuResult<CtxInfoRep> {
+        let st = self.st();
+        let c = self.ctx_of(&st, req.ctx)?;
+        Ok(CtxInfoRep {
+            device: c.device,
+            flags: c.flags,
+            id: c.id,
+            api_version: 3020,
+        })
+    }
+
+    fn ctx_synchronize(&self, _cx: &Cx, req: CtxSynchronizeReq) -> CuResult<CtxSynchronizeRep> {
+        self.sync_ctx(req.ctx)?;
+        Ok(CtxSynchronizeRep {})
+    }
+
+    fn ctx_set_flags(&self, cx: &Cx, req: CtxSetFlagsReq) -> CuResult<CtxSetFlagsRep> {
+        if req.flags & !CTX_FLAGS_MASK != 0 || req.flags & 0x7 > 4 || req.flags & 0x7 == 3 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut st = self.st();
+        self.ctx(&st, cx)?;
+        st.contexts.get_mut(&cx.ctx).expect("checked").flags = req.flags;
+        Ok(CtxSetFlagsRep {})
+    }
+
+    fn ctx_get_limit(&self, cx: &Cx, req: CtxGetLimitReq) -> CuResult<CtxGetLimitRep> {
+        let st = self.st();
+        let c = self.ctx(&st, cx)?;
+        let v = c.limits.get(&req.limit).ok_or(CuError::UNSUPPORTED_LIMIT)?;
+        Ok(CtxGetLimitRep { value: *v })
+    }
+
+    fn ctx_set_limit(&self, cx: &Cx, req: CtxSetLimitReq) -> CuResult<CtxSetLimitRep> {
+        let mut st = self.st();
+        self.ctx(&st, cx)?;
+        let c = st.contexts.get_mut(&cx.ctx).expect("checked");
+        if !c.limits.contains_key(&req.limit) {
+            return Err(CuError::UNSUPPORTED_LIMIT);
+        }
+        c.limits.insert(req.limit, req.value);
+        Ok(CtxSetLimitRep {})
+    }
+
+    fn ctx_get_cache_config(
+        &self,
+        cx: &Cx,
+        _req: CtxGetCacheConfigReq,
+    ) -> CuResult<CtxGetCacheConfigRep> {
+        let st = self.st();
+        Ok(CtxGetCacheConfigRep {
+            config: self.ctx(&st, cx)?.cache_config,
+        })
+    }
+
+    fn ctx_set_cache_config(
+        &self,
+        cx: &Cx,
+        req: CtxSetCacheConfigReq,
+    ) -> CuResult<CtxSetCacheConfigRep> {
+        if !(0..=3).contains(&req.config) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut st = self.st();
+        self.ctx(&st, cx)?;
+        st.contexts.get_mut(&cx.ctx).expect("checked").cache_config = req.config;
+        Ok(CtxSetCacheConfigRep {})
+    }
+
+    fn ctx_get_stream_priority_range(
+        &self,
+        cx: &Cx,
+        _req: CtxGetStreamPriorityRangeReq,
+    ) -> CuResult<CtxGetStreamPriorityRangeRep> {
+        let st = self.st();
+        self.ctx(&st, cx)?;
+        Ok(CtxGetStreamPriorityRangeRep {
+            least: 0,
+            greatest: -5,
+        })
+    }
+
+    fn ctx_get_shared_mem_config(
+        &self,
+        cx: &Cx,
+        _req: CtxGetSharedMemConfigReq,
+    ) -> CuResult<CtxGetSharedMemConfigRep> {
+        let st = self.st();
+        Ok(CtxGetSharedMemConfigRep {
+            config: self.ctx(&st, cx)?.shmem_config,
+        })
+    }
+
+    fn ctx_set_shared_mem_config(
+        &self,
+        cx: &Cx,
+        req: CtxSetSharedMemConfigReq,
+    ) -> CuResult<CtxSetSharedMemConfigRep> {
+        if !(0..=2).contains(&req.config) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut st = self.st();
+        self.ctx(&st, cx)?;
+        st.contexts.get_mut(&cx.ctx).expect("checked").shmem_config = req.config;
+        Ok(CtxSetSharedMemConfigRep {})
+    }
+
+    fn mem_alloc(&self, cx: &Cx, req: MemAllocReq) -> CuResult<MemAllocRep> {
+        let mut st = self.st();
+        let dev = self.ctx(&st, cx)?.device;
+        let ptr = self.devices[dev as usize].alloc(req.bytesize)?;
+        st.allocs.insert(
+            ptr,
+            Alloc {
+                ctx: cx.ctx,
+                device: dev,
+            },
+        );
+        Ok(MemAllocRep { dptr: ptr })
+    }
+
+    fn mem_free(&self, cx: &Cx, req: MemFreeReq) -> CuResult<MemFreeRep> {
+        let mut st = self.st();
+        self.ctx(&st, cx)?;
+        if req.dptr == 0 {
+            return Ok(MemFreeRep {});
+        }
+        let a = st.allocs.remove(&req.dptr).ok_or(CuError::INVALID_VALUE)?;
+        let dev = self.devices[a.device as usize].clone();
+        // Freeing waits for work already queued on the context (like the driver does).
+        let ctx = st.contexts.get(&a.ctx).map(|c| c.null_stream.clone());
+        drop(st);
+        if let Some(s) = ctx {
+            s.tail().wait();
+        }
+        dev.free(req.dptr)?;
+        Ok(MemFreeRep {})
+    }
+
+    fn mem_get_info(&self, cx: &Cx, _req: MemGetInfoReq) -> CuResult<MemGetInfoRep> {
+        let st = self.st();
+        let d = &self.devices[self.ctx(&st, cx)?.device as usize];
+        let total = d.total_mem();
+        Ok(MemGetInfoRep {
+            free: total.saturating_sub(d.used_mem()),
+            total,
+        })
+    }
+
+    fn mem_get_address_range(
+        &self,
+        cx: &Cx,
+        req: MemGetAddressRangeReq,
+    ) -> CuResult<MemGetAddressRangeRep> {
+        let st = self.st();
+        self.ctx(&st, cx)?;
+        let (&base, a) = st
+            .allocs
+            .range(..=req.dptr)
+            .next_back()
+            .ok_or(CuError::NOT_FOUND)?;
+        let dev = self.devices[a.device as usize].clone();
+        drop(st);
+        let r = dev.region(base, 1).map_err(|_| CuError::NOT_FOUND)?;
+        let size = r.buf.len() as u64;
+        if req.dptr >= base + size {
+            return Err(CuError::NOT_FOUND);
+        }
+        Ok(MemGetAddressRangeRep { base, size })
+    }
+
+    fn mem_alloc_pitch(&self, cx: &Cx, req: MemAllocPitchReq) -> CuResult<MemAllocPitchRep> {
+        if !matches!(req.element_size, 4 | 8 | 16) || req.width == 0 || req.height == 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let pitch = req.width.div_ceil(512) * 512;
+        let size = pitch
+            .checked_mul(req.height)
+            .ok_or(CuError::OUT_OF_MEMORY)?;
+        let r = self.mem_alloc(cx, MemAllocReq { bytesize: size })?;
+        Ok(MemAllocPitchRep {
+            dptr: r.dptr,
+            pitch,
+        })
+    }
+
+    fn memcpy_hto_d(&self, cx: &Cx, req: MemcpyHtoDReq) -> CuResult<MemcpyHtoDRep> {
+        self.copy_h2d(cx, req.dst, req.src, req.byte_count, 0, true)?;
+        Ok(MemcpyHtoDRep {})
+    }
+
+    fn memcpy_dto_h(&self, cx: &Cx, req: MemcpyDtoHReq) -> CuResult<MemcpyDtoHRep> {
+        Ok(MemcpyDtoHRep {
+            dst: self.copy_d2h(cx, req.src, req.byte_count, 0)?,
+        })
+    }
+
+    fn memcpy_dto_d(&self, cx: &Cx, req: MemcpyDtoDReq) -> CuResult<MemcpyDtoDRep> {
+        self.copy_d2d(cx, req.dst, req.src, req.byte_count, 0, true)?;
+        Ok(MemcpyDtoDRep {})
+    }
+
+    fn memcpy_hto_d_async(&self, cx: &Cx, req: MemcpyHtoDAsyncReq) -> CuResult<MemcpyHtoDAsyncRep> {
+        self.copy_h2d(cx, req.dst, req.src, req.byte_count, req.stream, false)?;
+        Ok(MemcpyHtoDAsyncRep {})
+    }
+
+    fn memcpy_dto_h_async(&self, cx: &Cx, req: MemcpyDtoHAsyncReq) -> CuResult<MemcpyDtoHAsyncRep> {
+        Ok(MemcpyDtoHAsyncRep {
+            dst: self.copy_d2h(cx, req.src, req.byte_count, req.stream)?,
+        })
+    }
+
+    fn memcpy_dto_d_async(&self, cx: &Cx, req: MemcpyDtoDAsyncReq) -> CuResult<MemcpyDtoDAsyncRep> {
+        self.copy_d2d(cx, req.dst, req.src, req.byte_count, req.stream, false)?;
+        Ok(MemcpyDtoDAsyncRep {})
+    }
+
+    fn memcpy2d(&self, cx: &Cx, req: Memcpy2DReq) -> CuResult<Memcpy2DRep> {
+        let (w, h) = (req.width, req.height);
+        let span = |pitch: u64| {
+            (h - 1)
+                .checked_mul(pitch)
+                .and_then(|v| v.checked_add(w))
+                .ok_or(CuError::INVALID_VALUE)
+        };
+        if w == 0 || h == 0 {
+            return Ok(Memcpy2DRep::default());
+        }
+        let stream = if req.is_async { req.stream } else { 0 };
+        match req.mode {
+            0 => {
+                if req.data.len() as u64 != w * h {
+                    return Err(CuError::INVALID_VALUE);
+                }
+                let d = self.region(cx, req.dst, span(req.dst_pitch)?)?;
+                let (pitch, data) = (req.dst_pitch as usize, req.data);
+                let f = self.submit(
+                    cx,
+                    stream,
+                    Box::new(move || {
+                        for row in 0..h as usize {
+                            d.buf.write(
+                                d.offset + row * pitch,
+                                &data[row * w as usize..(row + 1) * w as usize],
+                            );
+                        }
+                    }),
+                )?;
+                if !req.is_async {
+                    f.wait();
+                }
+                Ok(Memcpy2DRep::default())
+            }
+            1 => {
+                let s = self.region(cx, req.src, span(req.src_pitch)?)?;
+                let out = Arc::new(Mutex::new(Vec::new()));
+                let o = out.clone();
+                let pitch = req.src_pitch as usize;
+                let f = self.submit(
+                    cx,
+                    stream,
+                    Box::new(move || {
+                        let mut v = vec![0u8; (w * h) as usize];
+                        for row in 0..h as usize {
+                            s.buf.read(
+                                s.offset + row * pitch,
+                                &mut v[row * w as usize..(row + 1) * w as usize],
+                            );
+                        }
+                        *o.lock().unwrap_or_else(|e| e.into_inner()) = v;
+                    }),
+                )?;
+                f.wait();
+                let data = std::mem::take(&mut *out.lock().unwrap_or_else(|e| e.into_inner()));
+                Ok(Memcpy2DRep { data })
+            }
+            2 => {
+                let s = self.region(cx, req.src, span(req.src_pitch)?)?;
+                let d = self.region(cx, req.dst, span(req.dst_pitch)?)?;
+                let (sp, dp) = (req.src_pitch as usize, req.dst_pitch as usize);
+                let f = self.submit(
+                    cx,
+                    stream,
+                    Box::new(move || {
+                        for row in 0..h as usize {
+                            d.buf.copy_from(
+                                d.offset + row * dp,
+                                &s.buf,
+                                s.offset + row * sp,
+                                w as usize,
+                            );
+                        }
+                    }),
+                )?;
+                if !req.is_async {
+                    f.wait();
+                }
+                Ok(Memcpy2DRep::default())
+            }
+            _ => Err(CuError::INVALID_VALUE),
+        }
+    }
+
+    fn memset_d8(&self, cx: &Cx, r: MemsetD8Req) -> CuResult<MemsetD8Rep> {
+        self.memset2d(cx, r.dst, 0, vec![r.value], r.count, 1, 0, true)?;
+        Ok(MemsetD8Rep {})
+    }
+
+    fn memset_d16(&self, cx: &Cx, r: MemsetD16Req) -> CuResult<MemsetD16Rep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            0,
+            r.value.to_le_bytes().to_vec(),
+            r.count,
+            1,
+            0,
+            true,
+        )?;
+        Ok(MemsetD16Rep {})
+    }
+
+    fn memset_d32(&self, cx: &Cx, r: MemsetD32Req) -> CuResult<MemsetD32Rep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            0,
+            r.value.to_le_bytes().to_vec(),
+            r.count,
+            1,
+            0,
+            true,
+        )?;
+        Ok(MemsetD32Rep {})
+    }
+
+    fn memset_d8_async(&self, cx: &Cx, r: MemsetD8AsyncReq) -> CuResult<MemsetD8AsyncRep> {
+        self.memset2d(cx, r.dst, 0, vec![r.value], r.count, 1, r.stream, false)?;
+        Ok(MemsetD8AsyncRep {})
+    }
+
+    fn memset_d16_async(&self, cx: &Cx, r: MemsetD16AsyncReq) -> CuResult<MemsetD16AsyncRep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            0,
+            r.value.to_le_bytes().to_vec(),
+            r.count,
+            1,
+            r.stream,
+            false,
+        )?;
+        Ok(MemsetD16AsyncRep {})
+    }
+
+    fn memset_d32_async(&self, cx: &Cx, r: MemsetD32AsyncReq) -> CuResult<MemsetD32AsyncRep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            0,
+            r.value.to_le_bytes().to_vec(),
+            r.count,
+            1,
+            r.stream,
+            false,
+        )?;
+        Ok(MemsetD32AsyncRep {})
+    }
+
+    fn memset_d2d8(&self, cx: &Cx, r: MemsetD2D8Req) -> CuResult<MemsetD2D8Rep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            r.pitch,
+            vec![r.value],
+            r.width,
+            r.height,
+            0,
+            true,
+        )?;
+        Ok(MemsetD2D8Rep {})
+    }
+
+    fn memset_d2d16(&self, cx: &Cx, r: MemsetD2D16Req) -> CuResult<MemsetD2D16Rep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            r.pitch,
+            r.value.to_le_bytes().to_vec(),
+            r.width,
+            r.height,
+            0,
+            true,
+        )?;
+        Ok(MemsetD2D16Rep {})
+    }
+
+    fn memset_d2d32(&self, cx: &Cx, r: MemsetD2D32Req) -> CuResult<MemsetD2D32Rep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            r.pitch,
+            r.value.to_le_bytes().to_vec(),
+            r.width,
+            r.height,
+            0,
+            true,
+        )?;
+        Ok(MemsetD2D32Rep {})
+    }
+
+    fn memset_d2d8_async(&self, cx: &Cx, r: MemsetD2D8AsyncReq) -> CuResult<MemsetD2D8AsyncRep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            r.pitch,
+            vec![r.value],
+            r.width,
+            r.height,
+            r.stream,
+            false,
+        )?;
+        Ok(MemsetD2D8AsyncRep {})
+    }
+
+    fn memset_d2d16_async(&self, cx: &Cx, r: MemsetD2D16AsyncReq) -> CuResult<MemsetD2D16AsyncRep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            r.pitch,
+            r.value.to_le_bytes().to_vec(),
+            r.width,
+            r.height,
+            r.stream,
+            false,
+        )?;
+        Ok(MemsetD2D16AsyncRep {})
+    }
+
+    fn memset_d2d32_async(&self, cx: &Cx, r: MemsetD2D32AsyncReq) -> CuResult<MemsetD2D32AsyncRep> {
+        self.memset2d(
+            cx,
+            r.dst,
+            r.pitch,
+            r.value.to_le_bytes().to_vec(),
+            r.width,
+            r.height,
+            r.stream,
+            false,
+        )?;
+        Ok(MemsetD2D32AsyncRep {})
+    }
+
+    fn stream_create(&self, cx: &Cx, req: StreamCreateReq) -> CuResult<StreamCreateRep> {
+        self.stream_create_with_priority(
+            cx,
+            StreamCreateWithPriorityReq {
+                flags: req.flags,
+                priority: 0,
+            },
+        )
+        .map(|r| StreamCreateRep { stream: r.stream })
+    }
+
+    fn stream_create_with_priority(
+        &self,
+        cx: &Cx,
+        req: StreamCreateWithPriorityReq,
+    ) -> CuResult<StreamCreateWithPriorityRep> {
+        if req.flags & !STREAM_NON_BLOCKING != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut st = self.st();
+        self.ctx(&st, cx)?;
+        let h = new_handle();
+        st.streams.insert(
+            h,
+            Stream::new(h, cx.ctx, req.flags, req.priority.clamp(-5, 0)),
+        );
+        Ok(StreamCreateWithPriorityRep { stream: h })
+    }
+
+    fn stream_destroy(&self, _cx: &Cx, req: StreamDestroyReq) -> CuResult<StreamDestroyRep> {
+        let s = self
+            .st()
+            .streams
+            .remove(&req.stream)
+            .ok_or(CuError::INVALID_HANDLE)?;
+        // Work already queued still completes; the worker exits afterwards.
+        s.close();
+        Ok(StreamDestroyRep {})
+    }
+
+    fn stream_query(&self, cx: &Cx, req: StreamQueryReq) -> CuResult<StreamQueryRep> {
+        let s = self.stream(&mut self.st(), cx, req.stream)?;
+        if s.tail().is_done() {
+            Ok(StreamQueryRep {})
+        } else {
+            Err(CuError::NOT_READY)
+        }
+    }
+
+    fn stream_synchronize(
+        &self,
+        cx: &Cx,
+        req: StreamSynchronizeReq,
+    ) -> CuResult<StreamSynchronizeRep> {
+        let s = self.stream(&mut self.st(), cx, req.stream)?;
+        s.tail().wait();
+        Ok(StreamSynchronizeRep {})
+    }
+
+    fn stream_wait_event(&self, cx: &Cx, req: StreamWaitEventReq) -> CuResult<StreamWaitEventRep> {
+        if req.flags & !1 != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let ev = self.event(&self.st(), req.event)?;
+        let rec = ev.record.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let fence = rec.map(|r| r.fence);
+        self.submit(
+            cx,
+            req.stream,
+            Box::new(move || {
+                if let Some(f) = fence {
+                    f.wait();
+                }
+            }),
+        )?;
+        Ok(StreamWaitEventRep {})
+    }
+
+    fn stream_get_flags(&self, cx: &Cx, req: StreamGetFlagsReq) -> CuResult<StreamGetFlagsRep> {
+        let s = self.stream(&mut self.st(), cx, req.stream)?;
+        Ok(StreamGetFlagsRep { flags: s.flags })
+    }
+
+    fn stream_get_priority(
+        &self,
+        cx: &Cx,
+        req: StreamGetPriorityReq,
+    ) -> CuResult<StreamGetPriorityRep> {
+        let s = self.stream(&mut self.st(), cx, req.stream)?;
+        Ok(StreamGetPriorityRep {
+            priority: s.priority,
+        })
+    }
+
+    fn stream_get_ctx(&self, cx: &Cx, req: StreamGetCtxReq) -> CuResult<StreamGetCtxRep> {
+        let s = self.stream(&mut self.st(), cx, req.stream)?;
+        Ok(StreamGetCtxRep { ctx: s.ctx })
+    }
+
+    fn stream_get_id(&self, cx: &Cx, req: StreamGetIdReq) -> CuResult<StreamGetIdRep> {
+        let s = self.stream(&mut self.st(), cx, req.stream)?;
+        Ok(StreamGetIdRep { id: s.id })
+    }
+
+    fn stream_get_device(&self, cx: &Cx, req: StreamGetDeviceReq) -> CuResult<StreamGetDeviceRep> {
+        let mut st = self.st();
+        let s = self.stream(&mut st, cx, req.stream)?;
+        Ok(StreamGetDeviceRep {
+            device: self.ctx_of(&st, s.ctx)?.device,
+        })
+    }
+
+    fn event_create(&self, cx: &Cx, req: EventCreateReq) -> CuResult<EventCreateRep> {
+        let all = EVENT_BLOCKING_SYNC | EVENT_DISABLE_TIMING | EVENT_INTERPROCESS;
+        if req.flags & !all != 0
+            || (req.flags & EVENT_INTERPROCESS != 0 && req.flags & EVENT_DISABLE_TIMING == 0)
+        {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut st = self.st();
+        self.ctx(&st, cx)?;
+        let h = new_handle();
+        st.events.insert(
+            h,
+            Arc::new(Event {
+                handle: h,
+                ctx: cx.ctx,
+                flags: req.flags,
+                record: Mutex::new(None),
+            }),
+        );
+        Ok(EventCreateRep { event: h })
+    }
+
+    fn event_destroy(&self, _cx: &Cx, req: EventDestroyReq) -> CuResult<EventDestroyRep> {
+        self.st()
+            .events
+            .remove(&req.event)
+            .ok_or(CuError::INVALID_HANDLE)?;
+        Ok(EventDestroyRep {})
+    }
+
+    fn event_record(&self, cx: &Cx, req: EventRecordReq) -> CuResult<EventRecordRep> {
+        self.record(cx, req.event, req.stream)?;
+        Ok(EventRecordRep {})
+    }
+
+    fn event_record_with_flags(
+        &self,
+        cx: &Cx,
+        req: EventRecordWithFlagsReq,
+    ) -> CuResult<EventRecordWithFlagsRep> {
+        if req.flags & !1 != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        self.record(cx, req.event, req.stream)?;
+        Ok(EventRecordWithFlagsRep {})
+    }
+
+    fn event_query(&self, _cx: &Cx, req: EventQueryReq) -> CuResult<EventQueryRep> {
+        let ev = self.event(&self.st(), req.event)?;
+        let rec = ev.record.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match rec {
+            Some(r) if !r.fence.is_done() => Err(CuError::NOT_READY),
+            _ => Ok(EventQueryRep {}),
+        }
+    }
+
+    fn event_synchronize(
+        &self,
+        _cx: &Cx,
+        req: EventSynchronizeReq,
+    ) -> CuResult<EventSynchronizeRep> {
+        let ev = self.event(&self.st(), req.event)?;
+        let rec = ev.record.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(r) = rec {
+            r.fence.wait();
+        }
+        Ok(EventSynchronizeRep {})
+    }
+
+    fn event_elapsed_time(
+        &self,
+        _cx: &Cx,
+        req: EventElapsedTimeReq,
+    ) -> CuResult<EventElapsedTimeRep> {
+        let st = self.st();
+        let (a, b) = (self.event(&st, req.start)?, self.event(&st, req.end)?);
+        drop(st);
+        if a.flags & EVENT_DISABLE_TIMING != 0 || b.flags & EVENT_DISABLE_TIMING != 0 {
+            return Err(CuError::INVALID_HANDLE);
+        }
+        let ra = a.record.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let rb = b.record.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (Some(ra), Some(rb)) = (ra, rb) else {
+            return Err(CuError::INVALID_HANDLE);
+        };
+        if !ra.fence.is_done() || !rb.fence.is_done() {
+            return Err(CuError::NOT_READY);
+        }
+        let ta = ra
+            .time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ok_or(CuError::NOT_READY)?;
+        let tb = rb
+            .time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ok_or(CuError::NOT_READY)?;
+        let ms = if tb >= ta {
+            (tb - ta).as_secs_f64() * 1e3
+        } else {
+            -((ta - tb).as_secs_f64() * 1e3)
+        };
+        Ok(EventElapsedTimeRep { ms: ms as f32 })
+    }
+}

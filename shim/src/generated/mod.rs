@@ -1,0 +1,3 @@
+//! Code generated from `protocol/api/driver.api`; see `cargo xtask codegen`.
+#[allow(dead_code)]
+pub mod exports;

@@ -1,0 +1,331 @@
+//! The shim's runtime: the guard around every export, lazy per-process connection, the
+//! per-thread context stack, tracing, and helpers the generated code uses.
+
+use rgpu_protocol::client::{Client, ClientConfig, ClientError};
+use rgpu_protocol::connfile::ConnectionFile;
+use rgpu_protocol::error::{CuError, CuResult};
+use rgpu_protocol::messages::{Reply, Request};
+use rgpu_protocol::wire::{flags, CallHeader};
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::ffi::{c_char, c_void, CStr};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static THREAD_ID: Cell<u64> = const { Cell::new(0) };
+    static PTDS: Cell<bool> = const { Cell::new(false) };
+    /// (pid that built the stack, stack of context handles; last = current)
+    static CTX_STACK: RefCell<(u32, Vec<u64>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+struct Connection {
+    pid: u32,
+    result: Result<Arc<Client>, String>,
+}
+
+static CONN: Mutex<Option<Connection>> = Mutex::new(None);
+
+fn logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = std::env::var("RGPU_LOG").unwrap_or_else(|_| "warn".into());
+        let trace = std::env::var("RGPU_TRACE").is_ok_and(|v| !v.is_empty() && v != "0");
+        let filter = if trace {
+            format!("{filter},rgpu_trace=info")
+        } else {
+            filter
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+    });
+}
+
+fn tracing_calls() -> bool {
+    static T: OnceLock<bool> = OnceLock::new();
+    *T.get_or_init(|| std::env::var("RGPU_TRACE").is_ok_and(|v| !v.is_empty() && v != "0"))
+}
+
+/// Wraps every exported function: initialisation check, panic barrier, tracing.
+pub fn export(
+    name: &'static str,
+    needs_init: bool,
+    ptds: bool,
+    f: impl FnOnce() -> CuResult<()>,
+) -> u32 {
+    if SHUTTING_DOWN.load(Ordering::Relaxed)
+        && name != "cuGetErrorString"
+        && name != "cuGetErrorName"
+    {
+        return CuError::DEINITIALIZED.raw();
+    }
+    if needs_init && !INITIALIZED.load(Ordering::Acquire) {
+        return CuError::NOT_INITIALIZED.raw();
+    }
+    let prev = PTDS.with(|p| p.replace(ptds));
+    let r = std::panic::catch_unwind(AssertUnwindSafe(f));
+    PTDS.with(|p| p.set(prev));
+    let code = match r {
+        Ok(r) => CuError::to_raw(r),
+        Err(_) => {
+            logging();
+            tracing::error!("rgpu: internal error (panic) in {name}; returning CUDA_ERROR_UNKNOWN");
+            CuError::UNKNOWN.raw()
+        }
+    };
+    if tracing_calls() {
+        logging();
+        tracing::info!(target: "rgpu_trace", "{name} -> {}", CuError::name_of(code).unwrap_or("?"));
+    }
+    code
+}
+
+/// The body of every function that is not forwarded yet.
+pub fn not_supported(name: &'static str) -> u32 {
+    static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let r = std::panic::catch_unwind(|| {
+        let mut g = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if g.get_or_insert_with(HashSet::new).insert(name) {
+            logging();
+            tracing::warn!(
+                "rgpu: {name} is not supported yet (returning CUDA_ERROR_NOT_SUPPORTED)"
+            );
+        }
+    });
+    let _ = r;
+    CuError::NOT_SUPPORTED.raw()
+}
+
+/// Marks the process as initialised (after a successful `cuInit`).
+pub fn set_initialized() {
+    INITIALIZED.store(true, Ordering::Release);
+}
+
+/// Whether a reply had the wrong type (a client/server mismatch that the handshake should prevent).
+pub fn mismatch(name: &str) -> CuError {
+    tracing::error!("rgpu: the server answered {name} with an unexpected reply");
+    CuError::UNKNOWN
+}
+
+extern "C" fn at_exit() {
+    SHUTTING_DOWN.store(true, Ordering::Relaxed);
+}
+
+fn connection_config() -> Result<ClientConfig, String> {
+    let conn = if let Ok(path) = std::env::var("RGPU_CONNECTION_FILE") {
+        ConnectionFile::read(std::path::Path::new(&path)).map_err(|e| e.to_string())?
+    } else if let Ok(addr) = std::env::var("RGPU_SERVER") {
+        let insecure = std::env::var("RGPU_INSECURE").is_ok_and(|v| v == "1");
+        let cf = ConnectionFile {
+            address: addr,
+            server_name: rgpu_protocol::transport::SERVER_NAME.into(),
+            fingerprint: std::env::var("RGPU_FINGERPRINT").unwrap_or_default(),
+            token: std::env::var("RGPU_TOKEN").unwrap_or_default(),
+            insecure,
+        };
+        cf.validate().map_err(|e| {
+            format!("RGPU_SERVER/RGPU_TOKEN/RGPU_FINGERPRINT: {e} (set RGPU_INSECURE=1 only for a server started with --insecure)")
+        })?;
+        cf
+    } else {
+        return Err("no rgpu server configured: run the program with `rgpu run -- PROGRAM`, or set RGPU_CONNECTION_FILE".into());
+    };
+    let mut cfg = ClientConfig::new(conn);
+    if let Some(t) = std::env::var("RGPU_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        if t > 0.0 {
+            cfg.connect_timeout = std::time::Duration::from_secs_f64(t);
+            cfg.idle_timeout = std::time::Duration::from_secs_f64(t);
+        }
+    }
+    Ok(cfg)
+}
+
+/// The connection of this process, made on first use. A forked child gets its own: the parent's
+/// client (whose I/O thread does not exist in the child) is leaked, never dropped.
+pub fn client() -> CuResult<Arc<Client>> {
+    let pid = std::process::id();
+    let mut g = CONN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = g.as_ref() {
+        if c.pid == pid {
+            return c.result.clone().map_err(|_| CuError::NO_DEVICE);
+        }
+        // Forked child: forget the parent's connection without running its destructors.
+        if let Some(old) = g.take() {
+            std::mem::forget(old);
+        }
+    }
+    logging();
+    static ATEXIT: OnceLock<()> = OnceLock::new();
+    ATEXIT.get_or_init(|| {
+        // SAFETY: registering a plain extern "C" fn with no captured state.
+        unsafe { libc::atexit(at_exit) };
+    });
+    let result = connection_config()
+        .and_then(|cfg| {
+            let addr = cfg.conn.address.clone();
+            Client::connect(cfg).map_err(|e| format!("cannot use the rgpu server at {addr}: {e}"))
+        })
+        .map(Arc::new);
+    if let Err(e) = &result {
+        eprintln!("rgpu: {e}");
+    }
+    let out = result.clone().map_err(|_| CuError::NO_DEVICE);
+    *g = Some(Connection { pid, result });
+    out
+}
+
+fn thread_id() -> u64 {
+    THREAD_ID.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
+        }
+        t.get()
+    })
+}
+
+/// Runs `f` on this thread's context stack (reset if it was inherited across fork).
+pub fn with_ctx_stack<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    let pid = std::process::id();
+    CTX_STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.0 != pid {
+            *s = (pid, Vec::new());
+        }
+        f(&mut s.1)
+    })
+}
+
+/// This thread's current context handle (0: none).
+pub fn current_ctx() -> u64 {
+    with_ctx_stack(|s| s.last().copied().unwrap_or(0))
+}
+
+/// Sends a request on behalf of the calling thread and waits for the reply.
+pub fn call(req: Request) -> CuResult<Reply> {
+    call_in(current_ctx(), req)
+}
+
+/// Like [`call`], with an explicit context.
+pub fn call_in(ctx: u64, req: Request) -> CuResult<Reply> {
+    let client = client()?;
+    let hdr = CallHeader {
+        flags: if PTDS.with(|p| p.get()) {
+            flags::PER_THREAD_STREAM
+        } else {
+            0
+        },
+        thread: thread_id(),
+        ctx,
+        ..Default::default()
+    };
+    if tracing_calls() {
+        tracing::info!(target: "rgpu_trace", "  {:?} ctx={ctx:#x}", TraceReq(&req));
+    }
+    match client.call(hdr, &req) {
+        Ok(r) => {
+            if tracing_calls() {
+                tracing::info!(target: "rgpu_trace", "  = {:?}", TraceReply(&r));
+            }
+            Ok(r)
+        }
+        Err(ClientError::Cuda(e)) => Err(e),
+        Err(e) => {
+            static ONCE: AtomicBool = AtomicBool::new(false);
+            if !ONCE.swap(true, Ordering::Relaxed) {
+                eprintln!("rgpu: {e}");
+            }
+            Err(CuError::DEVICE_UNAVAILABLE)
+        }
+    }
+}
+
+/// Debug output of requests with large byte payloads abbreviated.
+struct TraceReq<'a>(&'a Request);
+impl std::fmt::Debug for TraceReq<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = format!("{:?}", self.0);
+        if s.len() > 300 {
+            write!(f, "{}…", &s[..s.floor_char_boundary(300)])
+        } else {
+            f.write_str(&s)
+        }
+    }
+}
+struct TraceReply<'a>(&'a Reply);
+impl std::fmt::Debug for TraceReply<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = format!("{:?}", self.0);
+        if s.len() > 300 {
+            write!(f, "{}…", &s[..s.floor_char_boundary(300)])
+        } else {
+            f.write_str(&s)
+        }
+    }
+}
+
+/// Borrows `len` bytes at `p` (empty when `len` is 0, whatever `p` is).
+///
+/// # Safety
+/// `p` must be valid for reads of `len` bytes when `len > 0`.
+pub unsafe fn bytes_in<'a>(p: *const c_void, len: usize) -> &'a [u8] {
+    if len == 0 || p.is_null() {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts(p as *const u8, len) }
+}
+
+/// Reads a NUL-terminated string.
+///
+/// # Safety
+/// `p` must point to a NUL-terminated string.
+pub unsafe fn cstr_in(p: *const c_char) -> CuResult<String> {
+    // SAFETY: guaranteed by the caller.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map(str::to_string)
+        .map_err(|_| CuError::INVALID_VALUE)
+}
+
+/// Copies a reply's bytes to `len` bytes at `p`; the reply must have exactly `len` bytes.
+///
+/// # Safety
+/// `p` must be valid for writes of `len` bytes when `len > 0`.
+pub unsafe fn bytes_out(p: *mut c_void, len: usize, data: &[u8]) -> CuResult<()> {
+    if data.len() != len {
+        tracing::error!("rgpu: server returned {} bytes, expected {len}", data.len());
+        return Err(CuError::UNKNOWN);
+    }
+    if len > 0 {
+        // SAFETY: guaranteed by the caller; `data` is a distinct allocation.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p as *mut u8, len) };
+    }
+    Ok(())
+}
+
+/// Writes a string reply into a C buffer of `len` bytes, truncating and NUL-terminating.
+///
+/// # Safety
+/// `p` must be valid for writes of `len` bytes when `len > 0`.
+pub unsafe fn str_out(p: *mut c_char, len: i64, data: &[u8]) {
+    if len <= 0 || p.is_null() {
+        return;
+    }
+    let n = data.len().min(len as usize - 1);
+    // SAFETY: n + 1 <= len bytes are writable, guaranteed by the caller.
+    unsafe {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), p as *mut u8, n);
+        *p.add(n) = 0;
+    }
+}

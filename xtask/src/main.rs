@@ -1,0 +1,238 @@
+//! Developer tasks for the rgpu workspace.
+//!
+//! `cargo xtask codegen [--check]` regenerates the checked-in sources from `protocol/api/driver.api`;
+//! `cargo xtask import-header [INCLUDE_DIR]` refreshes the facts taken from the pinned `cuda.h`;
+//! `cargo xtask setup-cuda` installs the pinned CUDA compiler wheels into `.cuda/venv`;
+//! `cargo xtask demo` builds everything and runs a CUDA program through the shim;
+//! `cargo xtask test` runs the whole test suite (what CI runs).
+//! This crate is a development tool: no product crate depends on it.
+
+mod emit;
+mod header;
+mod spec;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The pinned CUDA wheels: the test corpus is compiled with exactly these.
+const CUDA_WHEELS: &[&str] = &[
+    "nvidia-cuda-nvcc==13.5.37",
+    "nvidia-cuda-runtime==13.5.37",
+    "nvidia-cuda-crt==13.5.37",
+    "nvidia-cuda-cccl==13.3.5.0.6",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("codegen") => codegen(args.iter().any(|a| a == "--check")),
+        Some("import-header") => import_header(args.get(1).map(PathBuf::from)),
+        Some("setup-cuda") => setup_cuda().map(|p| println!("{}", p.display())),
+        Some("demo") => demo(),
+        Some("test") => test(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <codegen [--check] | import-header [INCLUDE_DIR] | setup-cuda | demo | test>"
+            );
+            std::process::exit(2)
+        }
+    }
+}
+
+fn facts_path() -> PathBuf {
+    root().join("protocol/api/cuda-13.5.txt")
+}
+
+fn import_header(dir: Option<PathBuf>) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d,
+        None => setup_cuda()?.join("include"),
+    };
+    let mut out = String::from(
+        "# Facts imported from the pinned CUDA 13.5 headers by `cargo xtask import-header`.\n\
+         # Function names: cuda.h preprocessed with __CUDA_API_VERSION_INTERNAL.\n\
+         # Proc versions: the PFN_<name>_v<version>[_ptds|_ptsz] typedefs of cudaTypedefs.h.\n\n[functions]\n",
+    );
+    for f in header::function_names(&dir)? {
+        out.push_str(&f);
+        out.push('\n');
+    }
+    out.push_str("\n[proc-versions]\n");
+    for p in header::proc_versions(&dir)? {
+        out.push_str(&format!("{} {} {}\n", p.base, p.version, p.stream).replace("  \n", "\n"));
+    }
+    for (tag, title) in [
+        ("cudaError_enum", "CUresult"),
+        ("CUdevice_attribute_enum", "CUdevice_attribute"),
+    ] {
+        out.push_str(&format!("\n[enum {title}]\n"));
+        for (n, v) in header::enum_members(&dir, tag)? {
+            out.push_str(&format!("{n} {v}\n"));
+        }
+    }
+    let out = out
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(facts_path(), out)?;
+    println!("wrote {}", facts_path().display());
+    Ok(())
+}
+
+fn codegen(check: bool) -> Result<()> {
+    let r = root();
+    let spec_text = std::fs::read_to_string(r.join("protocol/api/driver.api"))?;
+    let spec = spec::parse(&spec_text)?;
+    let facts = emit::HeaderFacts::parse(&std::fs::read_to_string(facts_path())?)?;
+    let outputs = [
+        (
+            r.join("protocol/src/generated/messages.rs"),
+            emit::protocol(&spec, &spec_text, &facts),
+        ),
+        (
+            r.join("shim/src/generated/exports.rs"),
+            emit::shim(&spec, &facts)?,
+        ),
+    ];
+    let mut stale = vec![];
+    for (path, text) in outputs {
+        let text = rustfmt(&text)?;
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        if old != text {
+            if check {
+                stale.push(path.display().to_string());
+            } else {
+                std::fs::create_dir_all(path.parent().unwrap())?;
+                std::fs::write(&path, text)?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "generated code is out of date, run `cargo xtask codegen`: {}",
+            stale.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn rustfmt(text: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running rustfmt")?;
+    child.stdin.take().unwrap().write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("rustfmt failed on generated code");
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {cmd:?}");
+    let st = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+/// Installs the pinned CUDA wheels into `.cuda/venv` (once) and returns the CUDA home
+/// (the directory holding `bin/nvcc` and `include/cuda.h`).
+fn setup_cuda() -> Result<PathBuf> {
+    let venv = root().join(".cuda/venv");
+    let stamp = venv.join("rgpu-wheels.txt");
+    let want = CUDA_WHEELS.join("\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(CUDA_WHEELS))?;
+        std::fs::write(&stamp, want)?;
+    }
+    let home = cuda_home(&venv).context("nvidia/cu13 not found in .cuda/venv")?;
+    // nvcc looks for its host compiler and ptxas/cicc next to itself; the wheels ship them.
+    Ok(home)
+}
+
+fn cuda_home(venv: &Path) -> Option<PathBuf> {
+    let lib = venv.join("lib");
+    for e in std::fs::read_dir(&lib).ok()? {
+        let p = e.ok()?.path().join("site-packages/nvidia/cu13");
+        if p.join("include/cuda.h").exists() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn demo() -> Result<()> {
+    let home = setup_cuda()?;
+    run(cargo().args(["build", "--workspace"]))?;
+    let out = root().join("target/demo");
+    std::fs::create_dir_all(&out)?;
+    let exe = out.join("vector_driver_api");
+    run(
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .arg("-O2")
+            .arg("-I")
+            .arg(home.join("include"))
+            .arg(root().join("tests/programs/c/demo_driver_api.c"))
+            .arg("-o")
+            .arg(&exe)
+            .arg(format!("-L{}", root().join("target/debug").display()))
+            .arg("-lcuda"),
+    )?;
+    println!(
+        "\nRunning {} through `rgpu run` (embedded local server on the default device):\n",
+        exe.display()
+    );
+    run(Command::new(root().join("target/debug/rgpu"))
+        .args(["run", "--"])
+        .arg(&exe))
+}
+
+fn test() -> Result<()> {
+    let home = setup_cuda()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    codegen(true)?;
+    run(cargo().args(["build", "--workspace", "--all-targets"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .env("RGPU_CUDA_HOME", &home))
+}
