@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int g_failures = 0;
+static int g_failures __attribute__((unused)) = 0;
 
 #define CHECK(call)                                                                  \
     do {                                                                             \
@@ -37,7 +37,7 @@ static int g_failures = 0;
         }                                                                              \
     } while (0)
 
-static int finish(const char *name) {
+static inline int finish(const char *name) {
     if (g_failures) {
         printf("%s: FAILED (%d)\n", name, g_failures);
         return 1;
@@ -46,7 +46,7 @@ static int finish(const char *name) {
     return 0;
 }
 
-static CUcontext setup(void) {
+static inline CUcontext setup(void) {
     CUdevice dev;
     CUcontext ctx;
     CHECK(cuInit(0));

@@ -1,0 +1,114 @@
+//! Shared helpers: locating the built binaries and the CUDA headers, compiling test programs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `target/<profile>` of the running test binary.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+pub fn rgpu() -> PathBuf {
+    let p = target_dir().join("rgpu");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace` first (`cargo xtask test` does)",
+        p.display()
+    );
+    p
+}
+
+pub fn shim() -> PathBuf {
+    let p = target_dir().join("libcuda.so");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace` first (`cargo xtask test` does)",
+        p.display()
+    );
+    p
+}
+
+/// The pinned CUDA toolkit: `RGPU_CUDA_HOME`, else `.cuda/venv` made by `cargo xtask setup-cuda`.
+pub fn cuda_home() -> PathBuf {
+    if let Some(p) = std::env::var_os("RGPU_CUDA_HOME") {
+        return PathBuf::from(p);
+    }
+    let lib = root().join(".cuda/venv/lib");
+    if let Ok(rd) = std::fs::read_dir(&lib) {
+        for e in rd.flatten() {
+            let p = e.path().join("site-packages/nvidia/cu13");
+            if p.join("include/cuda.h").exists() {
+                return p;
+            }
+        }
+    }
+    panic!("CUDA headers not found: run `cargo xtask setup-cuda` (or `cargo xtask test`), or set RGPU_CUDA_HOME");
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Compiles `tests/programs/c/<name>.c` (once per test run) and returns the executable.
+pub fn c_program(name: &str) -> PathBuf {
+    let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out_dir = target_dir().join("rgpu-test-programs");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join(name);
+    let src = root().join(format!("tests/programs/c/{name}.c"));
+    let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O1", "-Wall", "-Werror", "-I"])
+        .arg(cuda_home().join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", target_dir().display()))
+        .args(["-lcuda", "-lpthread"])
+        .output()
+        .expect("running the C compiler");
+    assert!(
+        out.status.success(),
+        "compiling {}:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Runs `exe` through `rgpu run` on the embedded default server.
+pub fn rgpu_run(exe: &Path, args: &[&str]) -> Output {
+    let _ = shim();
+    Command::new(rgpu())
+        .args(["run", "--"])
+        .arg(exe)
+        .args(args)
+        .env("RGPU_LOG", "warn")
+        .output()
+        .expect("running rgpu")
+}
+
+/// Environment that makes a program use the shim against the server of `conn_file`.
+pub fn shim_env(cmd: &mut Command, conn_file: &Path) {
+    let dir = shim().parent().unwrap().to_path_buf();
+    cmd.env("LD_PRELOAD", shim())
+        .env("LD_LIBRARY_PATH", dir)
+        .env("RGPU_CONNECTION_FILE", conn_file)
+        .env("RGPU_LOG", "warn");
+}
+
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -1,0 +1,60 @@
+//! C driver-API programs compiled against the pinned cuda.h, each run as its own process through
+//! `rgpu run` on the embedded default (a local server on the CPU device). Each program checks its
+//! results against a CPU reference or CUDA's documented behaviour and prints "<name>: PASSED".
+
+mod common;
+
+fn run_program(name: &str) {
+    let exe = common::c_program(name);
+    let out = common::rgpu_run(&exe, &[]);
+    let text = common::show(&out);
+    assert!(out.status.success(), "{name} failed\n{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{name}: PASSED")),
+        "{name} did not report success\n{text}"
+    );
+}
+
+#[test]
+fn demo_vector_copies() {
+    let exe = common::c_program("demo_driver_api");
+    let out = common::rgpu_run(&exe, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", common::show(&out));
+    assert!(stdout.contains("rgpu CPU device"), "{}", common::show(&out));
+    assert!(
+        stdout.contains("correct (0 mismatches)"),
+        "{}",
+        common::show(&out)
+    );
+}
+
+#[test]
+fn devices() {
+    run_program("devices");
+}
+
+#[test]
+fn contexts() {
+    run_program("contexts");
+}
+
+#[test]
+fn memory() {
+    run_program("memory");
+}
+
+#[test]
+fn streams_events() {
+    run_program("streams_events");
+}
+
+#[test]
+fn threads() {
+    run_program("threads");
+}
+
+#[test]
+fn fork() {
+    run_program("fork");
+}

@@ -1,0 +1,300 @@
+//! The server as a whole: refusals (token, certificate, protocol version), several clients at
+//! once, release of a SIGKILLed client's memory, malformed frames, and the shim's exported surface.
+
+mod common;
+
+use rgpu_protocol::client::{Client, ClientConfig, ClientError};
+use rgpu_protocol::connfile::ConnectionFile;
+use rgpu_protocol::messages::*;
+use rgpu_protocol::wire::CallHeader;
+use rgpu_server::server::{self, DeviceKind, Server, ServerConfig};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct TestServer {
+    srv: Server,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = ServerConfig::new(dir.path().join("state"));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.device = DeviceKind::Cpu;
+    cfg.cpu_memory = 1 << 30;
+    configure(&mut cfg);
+    let srv = rt.block_on(server::start(cfg)).unwrap();
+    TestServer {
+        srv,
+        _rt: rt,
+        _dir: dir,
+    }
+}
+
+fn connect(cf: &ConnectionFile) -> Result<Client, ClientError> {
+    Client::connect(ClientConfig::new(cf.clone()))
+}
+
+fn free_memory(c: &Client) -> u64 {
+    let h = CallHeader::default();
+    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
+    let Reply::DevicePrimaryCtxRetain(r) = c
+        .call(
+            h,
+            &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
+        )
+        .unwrap()
+    else {
+        panic!("unexpected reply")
+    };
+    let h = CallHeader { ctx: r.ctx, ..h };
+    let Reply::MemGetInfo(m) = c.call(h, &Request::MemGetInfo(MemGetInfoReq {})).unwrap() else {
+        panic!("unexpected reply")
+    };
+    m.free
+}
+
+#[test]
+fn a_good_client_is_accepted_and_served() {
+    let t = start(|_| {});
+    let c = connect(&t.srv.connection).unwrap();
+    assert!(c.welcome().session > 0);
+    let Reply::DeviceGetCount(n) = c
+        .call(
+            CallHeader::default(),
+            &Request::DeviceGetCount(DeviceGetCountReq {}),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(n.count, 1);
+}
+
+#[test]
+fn wrong_token_is_refused_with_a_clear_message() {
+    let t = start(|_| {});
+    let mut cf = t.srv.connection.clone();
+    cf.token = "0".repeat(64);
+    match connect(&cf) {
+        Err(ClientError::Refused(why)) => assert!(why.contains("invalid access token"), "{why}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a wrong token was accepted"),
+    }
+}
+
+#[test]
+fn wrong_certificate_is_refused() {
+    let t = start(|_| {});
+    let mut cf = t.srv.connection.clone();
+    cf.fingerprint = format!("sha256:{}", "ab".repeat(32));
+    match connect(&cf) {
+        Err(ClientError::Transport(why)) => {
+            assert!(
+                why.contains("does not match the pinned fingerprint"),
+                "{why}"
+            )
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("an unpinned certificate was accepted"),
+    }
+}
+
+#[test]
+fn protocol_version_mismatch_is_refused_both_ways() {
+    let t = start(|_| {});
+    let mut cfg = ClientConfig::new(t.srv.connection.clone());
+    cfg.protocol_version = 999;
+    match Client::connect(cfg) {
+        Err(ClientError::Refused(why)) => {
+            assert!(why.contains("protocol version mismatch"), "{why}");
+            assert!(why.contains("999"), "{why}");
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a mismatched protocol version was accepted"),
+    }
+}
+
+#[test]
+fn insecure_mode_only_when_asked_for() {
+    let t = start(|c| c.insecure = true);
+    assert!(t.srv.connection.insecure);
+    assert!(t.srv.connection.fingerprint.is_empty());
+    connect(&t.srv.connection).unwrap();
+    // A secure server never writes an insecure connection file.
+    let s = start(|_| {});
+    assert!(!s.srv.connection.insecure);
+    let mut cf = s.srv.connection.clone();
+    cf.token.clear();
+    assert!(connect(&cf).is_err());
+}
+
+#[test]
+fn connection_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = start(|_| {});
+    let mode = std::fs::metadata(&t.srv.connection_path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn shim_reports_refusal_to_the_program() {
+    let t = start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let mut cf = t.srv.connection.clone();
+    cf.token = "f".repeat(64);
+    let bad = dir.path().join("bad.json");
+    cf.write(&bad).unwrap();
+    let exe = common::c_program("demo_driver_api");
+    let mut cmd = Command::new(&exe);
+    common::shim_env(&mut cmd, &bad);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid access token"),
+        "{}",
+        common::show(&out)
+    );
+}
+
+#[test]
+fn killed_client_memory_comes_back_while_others_keep_working() {
+    let t = start(|c| c.idle_timeout = Duration::from_secs(1));
+    let observer = connect(&t.srv.connection).unwrap();
+    let before = free_memory(&observer);
+    let exe = common::c_program("hold_memory");
+    let mut cmd = Command::new(&exe);
+    cmd.arg("256").stdout(Stdio::piped());
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "READY");
+    let during = free_memory(&observer);
+    assert_eq!(
+        before - during,
+        256 << 20,
+        "the second client's allocation is visible"
+    );
+    // A third client works at the same time.
+    let demo = common::c_program("demo_driver_api");
+    let mut cmd = Command::new(&demo);
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let t0 = Instant::now();
+    loop {
+        let now = free_memory(&observer);
+        if now == before {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "memory of the killed client not released after {:?}",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("released {:?} after SIGKILL", t0.elapsed());
+}
+
+#[test]
+fn malformed_frames_close_only_that_connection() {
+    let t = start(|_| {});
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cf = t.srv.connection.clone();
+    rt.block_on(async {
+        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        ep.set_default_client_config(
+            rgpu_protocol::transport::client_config(Some(&cf.fingerprint), Duration::from_secs(5))
+                .unwrap(),
+        );
+        for garbage in [
+            vec![0xff; 16],                                  // bad length prefix (too large)
+            vec![5, 0, 0, 0, 1, 2, 3, 4, 5],                 // short hello
+            [&40u32.to_le_bytes()[..], &[1u8; 40]].concat(), // a call before any hello
+        ] {
+            let conn = ep
+                .connect(t.srv.addr, &cf.server_name)
+                .unwrap()
+                .await
+                .unwrap();
+            let (mut s, mut r) = conn.open_bi().await.unwrap();
+            s.write_all(&garbage).await.unwrap();
+            let _ = s.finish();
+            // The server answers with a refusal or closes; it must not hang or crash.
+            let res = tokio::time::timeout(Duration::from_secs(5), r.read_to_end(1 << 20)).await;
+            assert!(res.is_ok(), "server hung on malformed input");
+        }
+    });
+    // Everyone else is still served.
+    let c = connect(&t.srv.connection).unwrap();
+    assert!(free_memory(&c) > 0);
+}
+
+#[test]
+fn shim_exports_every_cuda_h_function_with_the_driver_soname() {
+    let shim = common::shim();
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&shim)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let syms: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    let missing: Vec<_> = CUDA_H_FUNCTIONS
+        .iter()
+        .filter(|f| !syms.contains(**f))
+        .collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}");
+    assert!(CUDA_H_FUNCTIONS.len() > 600);
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(&shim)
+        .output()
+        .unwrap();
+    let dyn_section = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dyn_section.contains("Library soname: [libcuda.so.1]"),
+        "{dyn_section}"
+    );
+}
+
+#[test]
+fn without_a_server_the_program_gets_an_error_not_a_hang() {
+    let exe = common::c_program("demo_driver_api");
+    let out = Command::new(&exe)
+        .env("LD_PRELOAD", common::shim())
+        .env_remove("RGPU_CONNECTION_FILE")
+        .env_remove("RGPU_SERVER")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no rgpu server configured"),
+        "{}",
+        common::show(&out)
+    );
+}
