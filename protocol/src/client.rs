@@ -56,8 +56,10 @@ pub enum ClientError {
     Transport(String),
 }
 
+type Outcome = Result<(ReplyHeader, Vec<u8>), String>;
+
 struct Slot {
-    done: Mutex<Option<Result<(ReplyHeader, Vec<u8>), String>>>,
+    done: Mutex<Option<Outcome>>,
     cv: Condvar,
 }
 

@@ -107,7 +107,10 @@ fn default_state_dir() -> PathBuf {
 }
 
 fn main() {
-    let filter = std::env::var("RGPU_LOG").unwrap_or_else(|_| "info".into());
+    // `rgpu run` shares the program's terminal: only warnings unless asked for more.
+    let is_run = std::env::args().nth(1).as_deref() == Some("run");
+    let default = if is_run { "warn" } else { "info" };
+    let filter = std::env::var("RGPU_LOG").unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

@@ -58,3 +58,18 @@ fn threads() {
 fn fork() {
     run_program("fork");
 }
+
+/// A Rust program using cudarc's driver API (tests/programs/cudarc), loaded through the shim by
+/// cudarc's own dynamic loading of `libcuda.so`.
+#[test]
+fn cudarc_driver_api() {
+    let exe = common::target_dir().join("cudarc_driver");
+    assert!(exe.exists(), "{} missing: run `cargo build --workspace` first", exe.display());
+    let out = common::rgpu_run(&exe, &[]);
+    assert!(out.status.success(), "{}", common::show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cudarc_driver: PASSED"),
+        "{}",
+        common::show(&out)
+    );
+}
