@@ -66,6 +66,8 @@ struct Slot {
 struct Shared {
     pending: Mutex<HashMap<u64, Arc<Slot>>>,
     dead: Mutex<Option<String>>,
+    closed: Mutex<bool>,
+    closed_cv: Condvar,
 }
 
 impl Shared {
@@ -104,6 +106,8 @@ impl Client {
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
             dead: Mutex::new(None),
+            closed: Mutex::new(false),
+            closed_cv: Condvar::new(),
         });
         let sh = shared.clone();
         let timeout = cfg.connect_timeout;
@@ -151,6 +155,28 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Closes the connection so the server releases the session at once, waiting at most
+    /// `wait` for the close to be sent. Later calls fail.
+    pub fn shutdown(&self, wait: Duration) {
+        if self.tx.send(Vec::new()).is_err() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let mut g = self.shared.closed.lock().unwrap_or_else(|e| e.into_inner());
+        while !*g {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            g = self
+                .shared
+                .closed_cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Sends a call and waits for its reply.
@@ -227,6 +253,9 @@ async fn run(
     let _ = ready.send(Ok(welcome));
     let writer = async {
         while let Some(frame) = rx.recv().await {
+            if frame.is_empty() {
+                break; // shutdown()
+            }
             if let Err(e) = send.write_all(&frame).await {
                 return format!("lost connection to the rgpu server: {e}");
             }
@@ -273,6 +302,10 @@ async fn run(
     };
     conn.close(0u32.into(), b"bye");
     shared.fail_all(why);
+    // Let the CONNECTION_CLOSE reach the server so it releases the session now, not at timeout.
+    let _ = tokio::time::timeout(Duration::from_millis(200), _endpoint.wait_idle()).await;
+    *shared.closed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    shared.closed_cv.notify_all();
 }
 
 type Connected = (

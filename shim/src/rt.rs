@@ -117,6 +117,20 @@ pub fn mismatch(name: &str) -> CuError {
 
 extern "C" fn at_exit() {
     SHUTTING_DOWN.store(true, Ordering::Relaxed);
+    // Close our connection so the server frees this process's resources immediately. Never
+    // block on a lock another thread may hold at exit.
+    let _ = std::panic::catch_unwind(|| {
+        let client = match CONN.try_lock() {
+            Ok(g) => g
+                .as_ref()
+                .filter(|c| c.pid == std::process::id())
+                .and_then(|c| c.result.clone().ok()),
+            Err(_) => None,
+        };
+        if let Some(c) = client {
+            c.shutdown(std::time::Duration::from_millis(250));
+        }
+    });
 }
 
 fn connection_config() -> Result<ClientConfig, String> {

@@ -298,3 +298,24 @@ fn without_a_server_the_program_gets_an_error_not_a_hang() {
         common::show(&out)
     );
 }
+
+#[test]
+fn a_client_that_exits_without_freeing_is_released_at_once() {
+    // Idle timeout far above the bound checked: the release must come from the client's close.
+    let t = start(|c| c.idle_timeout = Duration::from_secs(60));
+    let observer = connect(&t.srv.connection).unwrap();
+    let before = free_memory(&observer);
+    let exe = common::c_program("leak_and_exit");
+    let mut cmd = Command::new(&exe);
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    let t0 = Instant::now();
+    while free_memory(&observer) != before {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "not released after a normal exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
