@@ -250,6 +250,10 @@ pub async fn read_frame(rx: &mut quinn::RecvStream, max: u32) -> Result<Vec<u8>,
     match rx.read_exact(&mut len).await {
         Ok(()) => {}
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(FrameError::Closed),
+        // The peer closed the connection on purpose (e.g. a client process exiting).
+        Err(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(
+            quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed,
+        ))) => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
     }
     let n = crate::wire::check_len(u32::from_le_bytes(len), max)?;

@@ -71,6 +71,9 @@ struct State {
     streams: HashMap<u64, Arc<Stream>>,
     events: HashMap<u64, Arc<Event>>,
     per_thread: HashMap<(u64, u64), Arc<Stream>>,
+    /// Destroyed streams whose queued work may still be running: (context, flags, tail).
+    /// Context synchronisation and the legacy stream still wait for that work.
+    retired: Vec<(u64, u32, Fence)>,
 }
 
 /// One client's session.
@@ -151,6 +154,7 @@ impl Session {
             let _ = dev.free(b);
         }
         st.streams.retain(|_, s| s.ctx != handle);
+        st.retired.retain(|(c, _, _)| *c != handle);
         st.events.retain(|_, e| e.ctx != handle);
         st.per_thread.retain(|(_, c), _| *c != handle);
     }
@@ -196,12 +200,19 @@ impl Session {
             return vec![];
         };
         if s.handle == 0 {
-            // Legacy stream: wait for every blocking stream of the context.
+            // Legacy stream: wait for every blocking stream of the context (destroyed ones
+            // with work still queued included).
             st.streams
                 .values()
                 .chain(st.per_thread.values())
                 .filter(|o| o.ctx == s.ctx && o.flags & STREAM_NON_BLOCKING == 0)
                 .map(|o| o.tail())
+                .chain(
+                    st.retired
+                        .iter()
+                        .filter(|(c, f, _)| *c == s.ctx && f & STREAM_NON_BLOCKING == 0)
+                        .map(|(_, _, t)| t.clone()),
+                )
                 .collect()
         } else if s.flags & STREAM_NON_BLOCKING == 0 {
             vec![ctx.null_stream.tail()]
@@ -325,7 +336,9 @@ impl Session {
         wait: bool,
     ) -> CuResult<()> {
         let es = pattern.len() as u64;
-        if dst % es != 0 || (height > 1 && (pitch < width * es || pitch % es != 0)) {
+        if !dst.is_multiple_of(es)
+            || (height > 1 && (pitch < width * es || !pitch.is_multiple_of(es)))
+        {
             return Err(CuError::INVALID_VALUE);
         }
         if width == 0 || height == 0 {
@@ -384,6 +397,12 @@ impl Session {
                 .chain(st.per_thread.values())
                 .filter(|s| s.ctx == handle)
                 .map(|s| s.tail()),
+        );
+        fences.extend(
+            st.retired
+                .iter()
+                .filter(|(c, _, _)| *c == handle)
+                .map(|(_, _, t)| t.clone()),
         );
         drop(st);
         for f in fences {
@@ -588,7 +607,8 @@ impl Handler for Session {
             p.refs += 1;
             (p.handle, p.refs, p.flags)
         };
-        if refs == 1 {
+        // The context may also be missing after a reset that left retains outstanding.
+        if refs == 1 || !st.contexts.contains_key(&handle) {
             self.new_ctx(&mut st, req.dev, flags, true, handle);
         }
         Ok(DevicePrimaryCtxRetainRep { ctx: handle })
@@ -623,8 +643,9 @@ impl Handler for Session {
     ) -> CuResult<DevicePrimaryCtxResetRep> {
         self.device(req.dev)?;
         let mut st = self.st();
+        // Resetting does not release: the retains stay outstanding and each may still be
+        // released afterwards; the next retain creates a fresh context.
         if let Some(p) = st.primaries.get_mut(&req.dev) {
-            p.refs = 0;
             p.flags = 0;
             let h = p.handle;
             self.teardown_ctx(&mut st, h);
@@ -642,7 +663,10 @@ impl Handler for Session {
         let (flags, active) = st
             .primaries
             .get(&req.dev)
-            .map(|p| (p.flags, (p.refs > 0) as i32))
+            .map(|p| {
+                let live = p.refs > 0 && st.contexts.contains_key(&p.handle);
+                (p.flags, live as i32)
+            })
             .unwrap_or((0, 0));
         Ok(DevicePrimaryCtxGetStateRep { flags, active })
     }
@@ -1175,12 +1199,19 @@ impl Handler for Session {
     }
 
     fn stream_destroy(&self, _cx: &Cx, req: StreamDestroyReq) -> CuResult<StreamDestroyRep> {
-        let s = self
-            .st()
+        let mut st = self.st();
+        let s = st
             .streams
             .remove(&req.stream)
             .ok_or(CuError::INVALID_HANDLE)?;
-        // Work already queued still completes; the worker exits afterwards.
+        // Work already queued still completes; the worker exits afterwards. Until then the
+        // context (cuCtxSynchronize, the legacy stream) still waits for it.
+        st.retired.retain(|(_, _, t)| !t.is_done());
+        let tail = s.tail();
+        if !tail.is_done() {
+            st.retired.push((s.ctx, s.flags, tail));
+        }
+        drop(st);
         s.close();
         Ok(StreamDestroyRep {})
     }

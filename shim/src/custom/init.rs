@@ -147,6 +147,12 @@ pub unsafe fn cu_get_proc_address_v2(
     if flags & !(PROC_LEGACY | PROC_PER_THREAD) != 0 {
         return Err(CuError::INVALID_VALUE);
     }
+    if cuda_version > DRIVER_VERSION {
+        // Documented: a CUDA version newer than the driver's is an invalid value.
+        // SAFETY: checked non-null.
+        unsafe { pfn.write(std::ptr::null_mut()) };
+        return Err(CuError::INVALID_VALUE);
+    }
     // SAFETY: checked non-null; the caller passes a NUL-terminated name.
     let name = unsafe { CStr::from_ptr(symbol) }.to_str().unwrap_or("");
     let set_status = |s: i32| {
