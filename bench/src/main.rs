@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "rgpu-bench", about = "Measure rgpu against the transport floor")]
+#[command(
+    name = "rgpu-bench",
+    about = "Measure rgpu against the transport floor"
+)]
 struct Args {
     /// Server to measure (default: an embedded server on the CPU device).
     #[arg(long)]
@@ -113,8 +116,10 @@ fn main() -> Result<()> {
     let c = Client::connect(ClientConfig::new(cf))?;
     let h0 = CallHeader::default();
     c.call(h0, &Request::Init(InitReq { flags: 0 }))?;
-    let Reply::DevicePrimaryCtxRetain(ctx) =
-        c.call(h0, &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }))?
+    let Reply::DevicePrimaryCtxRetain(ctx) = c.call(
+        h0,
+        &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
+    )?
     else {
         bail!("unexpected reply");
     };
@@ -132,11 +137,23 @@ fn main() -> Result<()> {
         c.call(h, &Request::DeviceGetCount(DeviceGetCountReq {}))?;
         Ok(())
     })?;
-    let Reply::MemAlloc(buf) = c.call(h, &Request::MemAlloc(MemAllocReq { bytesize: args.bulk as u64 }))? else {
+    let Reply::MemAlloc(buf) = c.call(
+        h,
+        &Request::MemAlloc(MemAllocReq {
+            bytesize: args.bulk as u64,
+        }),
+    )?
+    else {
         bail!("unexpected reply");
     };
     let (d2h50, d2h99) = time(&|| {
-        c.call(h, &Request::MemcpyDtoH(MemcpyDtoHReq { src: buf.dptr, byte_count: 4 }))?;
+        c.call(
+            h,
+            &Request::MemcpyDtoH(MemcpyDtoHReq {
+                src: buf.dptr,
+                byte_count: 4,
+            }),
+        )?;
         Ok(())
     })?;
     let payload = vec![3u8; args.bulk];
@@ -154,17 +171,42 @@ fn main() -> Result<()> {
         )?;
         h2d = h2d.min(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        c.call(h, &Request::MemcpyDtoH(MemcpyDtoHReq { src: buf.dptr, byte_count: args.bulk as u64 }))?;
+        c.call(
+            h,
+            &Request::MemcpyDtoH(MemcpyDtoHReq {
+                src: buf.dptr,
+                byte_count: args.bulk as u64,
+            }),
+        )?;
         d2h = d2h.min(t.elapsed().as_secs_f64());
     }
     let gb = |s: f64| args.bulk as f64 / s / 1e9;
     println!("| measurement | p50 | p99 | ratio to floor (p50) |");
     println!("|---|---|---|---|");
     println!("| floor: blocking TCP 64 B round trip | {tcp50:.1} µs | {tcp99:.1} µs | 1.0 |");
-    println!("| rgpu sync call (cuDeviceGetCount) | {call50:.1} µs | {call99:.1} µs | {:.2} |", call50 / tcp50);
-    println!("| rgpu sync 4-byte DtoH copy | {d2h50:.1} µs | {d2h99:.1} µs | {:.2} |", d2h50 / tcp50);
-    println!("| floor: TCP bulk {} MiB | {tcp_bw:.2} GB/s | | 1.0 |", args.bulk >> 20);
-    println!("| rgpu HtoD {} MiB (pageable) | {:.2} GB/s | | {:.2} |", args.bulk >> 20, gb(h2d), gb(h2d) / tcp_bw);
-    println!("| rgpu DtoH {} MiB (pageable) | {:.2} GB/s | | {:.2} |", args.bulk >> 20, gb(d2h), gb(d2h) / tcp_bw);
+    println!(
+        "| rgpu sync call (cuDeviceGetCount) | {call50:.1} µs | {call99:.1} µs | {:.2} |",
+        call50 / tcp50
+    );
+    println!(
+        "| rgpu sync 4-byte DtoH copy | {d2h50:.1} µs | {d2h99:.1} µs | {:.2} |",
+        d2h50 / tcp50
+    );
+    println!(
+        "| floor: TCP bulk {} MiB | {tcp_bw:.2} GB/s | | 1.0 |",
+        args.bulk >> 20
+    );
+    println!(
+        "| rgpu HtoD {} MiB (pageable) | {:.2} GB/s | | {:.2} |",
+        args.bulk >> 20,
+        gb(h2d),
+        gb(h2d) / tcp_bw
+    );
+    println!(
+        "| rgpu DtoH {} MiB (pageable) | {:.2} GB/s | | {:.2} |",
+        args.bulk >> 20,
+        gb(d2h),
+        gb(d2h) / tcp_bw
+    );
     Ok(())
 }

@@ -64,7 +64,11 @@ fn fork() {
 #[test]
 fn cudarc_driver_api() {
     let exe = common::target_dir().join("cudarc_driver");
-    assert!(exe.exists(), "{} missing: run `cargo build --workspace` first", exe.display());
+    assert!(
+        exe.exists(),
+        "{} missing: run `cargo build --workspace` first",
+        exe.display()
+    );
     let out = common::rgpu_run(&exe, &[]);
     assert!(out.status.success(), "{}", common::show(&out));
     assert!(

@@ -18,7 +18,9 @@ fn main() {
     assert!(major >= 1);
 
     let stream = ctx.default_stream();
-    let host: Vec<u32> = (0..100_000u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let host: Vec<u32> = (0..100_000u32)
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
     let dev = stream.clone_htod(&host).expect("htod");
     let back = stream.clone_dtoh(&dev).expect("dtoh");
     assert_eq!(back, host, "round trip through device memory");
@@ -26,7 +28,9 @@ fn main() {
     let mut zeros = stream.alloc_zeros::<u64>(4096).expect("alloc_zeros");
     let z = stream.clone_dtoh(&zeros).expect("dtoh zeros");
     assert!(z.iter().all(|&v| v == 0));
-    stream.memcpy_htod(&[7u64; 4096], &mut zeros).expect("memcpy_htod");
+    stream
+        .memcpy_htod(&[7u64; 4096], &mut zeros)
+        .expect("memcpy_htod");
     let s = stream.clone_dtoh(&zeros).unwrap();
     assert_eq!(s.iter().sum::<u64>(), 7 * 4096);
 
@@ -42,7 +46,9 @@ fn main() {
     // SAFETY: raw driver call with a valid current context; the result is only inspected.
     let err = unsafe { result::malloc_sync(1 << 50) }.expect_err("2^50 bytes cannot be allocated");
     assert_eq!(err.0, sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY, "{err:?}");
-    let again = stream.clone_dtoh(&dev).expect("context usable after an error");
+    let again = stream
+        .clone_dtoh(&dev)
+        .expect("context usable after an error");
     assert_eq!(again, host);
 
     let (free, total) = result::mem_get_info().expect("mem_get_info");
