@@ -14,9 +14,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+/// Where kernel output (device printf, fault messages) goes: (1 = stdout / 2 = stderr, bytes).
+#[derive(Clone)]
+pub struct OutputSink(pub Arc<OutputFn>);
+
+/// The function behind an [`OutputSink`].
+pub type OutputFn = dyn Fn(u8, &[u8]) + Send + Sync;
+
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputSink")
+    }
+}
+
+impl Default for OutputSink {
+    fn default() -> Self {
+        OutputSink(Arc::new(|stream, data| {
+            use std::io::Write;
+            if stream == 2 {
+                let _ = std::io::stderr().write_all(data);
+            } else {
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(data);
+                let _ = o.flush();
+            }
+        }))
+    }
+}
+
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// Where kernel output goes.
+    pub output: OutputSink,
     /// Where and whom to connect to.
     pub conn: ConnectionFile,
     /// How long to wait for the connection and handshake.
@@ -33,6 +63,7 @@ impl ClientConfig {
     /// Defaults for `conn`.
     pub fn new(conn: ConnectionFile) -> Self {
         ClientConfig {
+            output: OutputSink::default(),
             conn,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
@@ -265,6 +296,7 @@ async fn run(
     };
     let sh = shared.clone();
     let max = cfg.max_frame;
+    let output = cfg.output.clone();
     let reader = async move {
         loop {
             let p = match transport::read_frame(&mut recv, max).await {
@@ -274,6 +306,10 @@ async fn run(
                 }
                 Err(e) => return format!("lost connection to the rgpu server: {e}"),
             };
+            if p.first() == Some(&kind::OUTPUT) && p.len() >= 2 {
+                (output.0)(p[1], &p[2..]);
+                continue;
+            }
             if p.first() == Some(&kind::NOTICE) {
                 let msg = String::from_utf8_lossy(&p[1..]).to_string();
                 tracing::warn!("rgpu server: {msg}");

@@ -8,6 +8,7 @@ pub mod client;
 pub mod connfile;
 pub mod error;
 mod generated;
+pub mod image;
 pub mod transport;
 pub mod wire;
 

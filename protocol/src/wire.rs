@@ -23,6 +23,8 @@ pub mod kind {
     pub const REPLY: u8 = 2;
     /// Server → client: an unsolicited notice (e.g. shutdown).
     pub const NOTICE: u8 = 3;
+    /// Server → client: kernel output: one byte stream id (1 stdout, 2 stderr), then the bytes.
+    pub const OUTPUT: u8 = 4;
     /// Client → server: first frame of a connection.
     pub const HELLO: u8 = 0x10;
     /// Server → client: answer to HELLO.
@@ -136,6 +138,16 @@ impl ReplyHeader {
             &p[REPLY_HEADER_LEN..],
         ))
     }
+}
+
+/// Encodes an OUTPUT frame (length prefix included).
+pub fn output_frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(6 + data.len());
+    v.extend_from_slice(&((2 + data.len()) as u32).to_le_bytes());
+    v.push(kind::OUTPUT);
+    v.push(stream);
+    v.extend_from_slice(data);
+    v
 }
 
 /// Checks a frame's length prefix against the limit.

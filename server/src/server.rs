@@ -204,6 +204,24 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
 
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
+/// Calls that still work in a context with a sticky error (to inspect or tear it down).
+fn sticky_exempt(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Init(_)
+            | Request::CtxDestroy(_)
+            | Request::CtxInfo(_)
+            | Request::DevicePrimaryCtxRelease(_)
+            | Request::DevicePrimaryCtxReset(_)
+            | Request::DevicePrimaryCtxRetain(_)
+            | Request::DevicePrimaryCtxGetState(_)
+            | Request::DeviceGetCount(_)
+            | Request::DeviceGet(_)
+            | Request::DeviceGetAttribute(_)
+            | Request::DeviceGetName(_)
+    )
+}
+
 async fn refuse(send: &mut quinn::SendStream, why: String) -> String {
     let f = wire::handshake_frame(
         kind::WELCOME,
@@ -278,7 +296,12 @@ async fn serve_connection(
         return Err(why);
     }
     let sid = SESSIONS.fetch_add(1, Ordering::Relaxed);
-    let session = Arc::new(Session::new(sid, devices));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let out_tx = tx.clone();
+    let notify: crate::session::Notify = Arc::new(move |stream, data| {
+        let _ = out_tx.send(wire::output_frame(stream, &data));
+    });
+    let session = Arc::new(Session::with_notify(sid, devices, notify));
     let welcome = Welcome {
         session: sid,
         server_version: rgpu_protocol::VERSION.into(),
@@ -297,7 +320,6 @@ async fn serve_connection(
         hello.host
     );
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         while let Some(f) = rx.recv().await {
             if send.write_all(&f).await.is_err() {
@@ -331,9 +353,20 @@ async fn serve_connection(
                 ctx: hdr.ctx,
                 per_thread: hdr.flags & wire::flags::PER_THREAD_STREAM != 0,
             };
-            let frame = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                dispatch(&*s, &cx, req)
-            })) {
+            // After a kernel fault the context is unusable, as on a GPU: calls fail with the
+            // sticky error, also a synchronising call that waited for the faulting kernel.
+            let run = || {
+                let exempt = sticky_exempt(&req);
+                if let Some(e) = s.sticky_error(cx.ctx).filter(|_| !exempt) {
+                    return Err(e);
+                }
+                let r = dispatch(&*s, &cx, req);
+                match s.sticky_error(cx.ctx).filter(|_| !exempt) {
+                    Some(e) if r.is_ok() => Err(e),
+                    _ => r,
+                }
+            };
+            let frame = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
                 Ok(Ok(rep)) => match rep.encode_body(Vec::new()) {
                     Ok(body) => {
                         let mut f = ReplyHeader {

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+mod kernels;
+
 /// Driver version reported to clients.
 pub const DRIVER_VERSION: i32 = 13050;
 
@@ -50,6 +52,8 @@ struct Ctx {
     limits: HashMap<i32, u64>,
     cache_config: i32,
     shmem_config: i32,
+    /// Sticky error of a failed kernel: every later call in this context returns it.
+    sticky: Arc<Mutex<Option<CuError>>>,
 }
 
 struct Primary {
@@ -74,7 +78,13 @@ struct State {
     /// Destroyed streams whose queued work may still be running: (context, flags, tail).
     /// Context synchronisation and the legacy stream still wait for that work.
     retired: Vec<(u64, u32, Fence)>,
+    modules: HashMap<u64, kernels::Module>,
+    functions: HashMap<u64, kernels::Function>,
 }
+
+/// Where a session sends what its kernels print and why they failed: (stream 1 = stdout,
+/// 2 = stderr, bytes).
+pub type Notify = Arc<dyn Fn(u8, Vec<u8>) + Send + Sync>;
 
 /// One client's session.
 pub struct Session {
@@ -82,16 +92,31 @@ pub struct Session {
     pub id: u64,
     devices: Arc<Vec<Arc<dyn Device>>>,
     st: Mutex<State>,
+    notify: Notify,
 }
 
 impl Session {
     /// A new, empty session on `devices`.
     pub fn new(id: u64, devices: Arc<Vec<Arc<dyn Device>>>) -> Session {
+        Self::with_notify(id, devices, Arc::new(|_, _| {}))
+    }
+
+    /// A new session whose kernel output and fault messages go to `notify`.
+    pub fn with_notify(id: u64, devices: Arc<Vec<Arc<dyn Device>>>, notify: Notify) -> Session {
         Session {
             id,
             devices,
             st: Mutex::new(State::default()),
+            notify,
         }
+    }
+
+    /// The sticky error of context `ctx`, if a kernel failed in it.
+    pub fn sticky_error(&self, ctx: u64) -> Option<CuError> {
+        let st = self.st();
+        let c = st.contexts.get(&ctx)?;
+        let e = *c.sticky.lock().unwrap_or_else(|e| e.into_inner());
+        e
     }
 
     fn st(&self) -> MutexGuard<'_, State> {
@@ -132,6 +157,7 @@ impl Session {
                 limits,
                 cache_config: 0,
                 shmem_config: 0,
+                sticky: Arc::new(Mutex::new(None)),
             },
         );
     }
@@ -157,6 +183,9 @@ impl Session {
         st.retired.retain(|(c, _, _)| *c != handle);
         st.events.retain(|_, e| e.ctx != handle);
         st.per_thread.retain(|(_, c), _| *c != handle);
+        st.modules.retain(|_, m| m.ctx != handle);
+        let modules: std::collections::HashSet<u64> = st.modules.keys().copied().collect();
+        st.functions.retain(|_, f| modules.contains(&f.module));
     }
 
     /// The calling thread's current context, checked.
@@ -431,6 +460,96 @@ fn bytes_of(s: &str) -> Vec<u8> {
 
 impl Handler for Session {
     type Cx = Cx;
+
+    fn module_load(&self, cx: &Cx, req: ModuleLoadReq) -> CuResult<ModuleLoadRep> {
+        self.k_module_load(cx, req)
+    }
+    fn module_unload(&self, cx: &Cx, req: ModuleUnloadReq) -> CuResult<ModuleUnloadRep> {
+        self.k_module_unload(cx, req)
+    }
+    fn module_get_function(
+        &self,
+        cx: &Cx,
+        req: ModuleGetFunctionReq,
+    ) -> CuResult<ModuleGetFunctionRep> {
+        self.k_module_get_function(cx, req)
+    }
+    fn module_get_global(&self, cx: &Cx, req: ModuleGetGlobalReq) -> CuResult<ModuleGetGlobalRep> {
+        self.k_module_get_global(cx, req)
+    }
+    fn func_get_attribute(
+        &self,
+        cx: &Cx,
+        req: FuncGetAttributeReq,
+    ) -> CuResult<FuncGetAttributeRep> {
+        self.k_func_get_attribute(cx, req)
+    }
+    fn func_set_attribute(
+        &self,
+        cx: &Cx,
+        req: FuncSetAttributeReq,
+    ) -> CuResult<FuncSetAttributeRep> {
+        self.k_func_set_attribute(cx, req)
+    }
+    fn func_get_param_info(
+        &self,
+        cx: &Cx,
+        req: FuncGetParamInfoReq,
+    ) -> CuResult<FuncGetParamInfoRep> {
+        self.k_func_get_param_info(cx, req)
+    }
+    fn func_get_param_count(
+        &self,
+        cx: &Cx,
+        req: FuncGetParamCountReq,
+    ) -> CuResult<FuncGetParamCountRep> {
+        self.k_func_get_param_count(cx, req)
+    }
+    fn func_get_module(&self, cx: &Cx, req: FuncGetModuleReq) -> CuResult<FuncGetModuleRep> {
+        self.k_func_get_module(cx, req)
+    }
+    fn func_layout(&self, cx: &Cx, req: FuncLayoutReq) -> CuResult<FuncLayoutRep> {
+        self.k_func_layout(cx, req)
+    }
+    fn func_set_cache_config(
+        &self,
+        cx: &Cx,
+        req: FuncSetCacheConfigReq,
+    ) -> CuResult<FuncSetCacheConfigRep> {
+        self.k_func_set_cache_config(cx, req)
+    }
+    fn func_name(&self, cx: &Cx, req: FuncNameReq) -> CuResult<FuncNameRep> {
+        self.k_func_name(cx, req)
+    }
+    fn launch_kernel(&self, cx: &Cx, req: LaunchKernelReq) -> CuResult<LaunchKernelRep> {
+        self.k_launch_kernel(cx, req)
+    }
+    fn occupancy_max_active_blocks(
+        &self,
+        cx: &Cx,
+        req: OccupancyMaxActiveBlocksReq,
+    ) -> CuResult<OccupancyMaxActiveBlocksRep> {
+        self.k_occupancy(cx, req.func, req.block_size, req.dynamic_smem)
+            .map(|n| OccupancyMaxActiveBlocksRep { num_blocks: n })
+    }
+    fn occupancy_max_active_blocks_with_flags(
+        &self,
+        cx: &Cx,
+        req: OccupancyMaxActiveBlocksWithFlagsReq,
+    ) -> CuResult<OccupancyMaxActiveBlocksWithFlagsRep> {
+        if req.flags > 1 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        self.k_occupancy(cx, req.func, req.block_size, req.dynamic_smem)
+            .map(|n| OccupancyMaxActiveBlocksWithFlagsRep { num_blocks: n })
+    }
+    fn occupancy_available_dynamic_s_mem(
+        &self,
+        cx: &Cx,
+        req: OccupancyAvailableDynamicSMemReq,
+    ) -> CuResult<OccupancyAvailableDynamicSMemRep> {
+        self.k_available_smem(cx, req)
+    }
 
     fn init(&self, _cx: &Cx, req: InitReq) -> CuResult<InitRep> {
         if req.flags != 0 {

@@ -1,7 +1,7 @@
 //! The shim's runtime: the guard around every export, lazy per-process connection, the
 //! per-thread context stack, tracing, and helpers the generated code uses.
 
-use rgpu_protocol::client::{Client, ClientConfig, ClientError};
+use rgpu_protocol::client::{Client, ClientConfig, ClientError, OutputSink};
 use rgpu_protocol::connfile::ConnectionFile;
 use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::messages::{Reply, Request};
@@ -153,6 +153,7 @@ fn connection_config() -> Result<ClientConfig, String> {
         return Err("no rgpu server configured: run the program with `rgpu run -- PROGRAM`, or set RGPU_CONNECTION_FILE".into());
     };
     let mut cfg = ClientConfig::new(conn);
+    cfg.output = OutputSink(Arc::new(c_stdio_output));
     if let Some(t) = std::env::var("RGPU_TIMEOUT")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
@@ -163,6 +164,25 @@ fn connection_config() -> Result<ClientConfig, String> {
         }
     }
     Ok(cfg)
+}
+
+extern "C" {
+    static mut stdout: *mut libc::FILE;
+    static mut stderr: *mut libc::FILE;
+}
+
+/// Writes kernel output through the program's own C `stdout`/`stderr` streams, so it interleaves
+/// with the program's printf output in order (device printf appears at synchronisation points).
+fn c_stdio_output(stream: u8, data: &[u8]) {
+    // SAFETY: glibc's stdout/stderr are valid FILE pointers for the life of the process; fwrite
+    // locks the stream internally; `data` is a valid buffer of `data.len()` bytes.
+    unsafe {
+        let f = if stream == 2 { stderr } else { stdout };
+        libc::fwrite(data.as_ptr() as *const libc::c_void, 1, data.len(), f);
+        if stream == 2 {
+            libc::fflush(f);
+        }
+    }
 }
 
 /// The connection of this process, made on first use. A forked child gets its own: the parent's

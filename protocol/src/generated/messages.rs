@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x15b9b616023e0d1f;
+pub const SPEC_HASH: u64 = 0x6c26e5cbfff98a1a;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -906,6 +906,222 @@ pub struct EventElapsedTimeRep {
     pub ms: f32,
 }
 
+/// Request of message ModuleLoad (opcode 130).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleLoadReq {
+    #[serde(with = "serde_bytes")]
+    pub image: Vec<u8>,
+}
+
+/// Reply of message ModuleLoad (opcode 130).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleLoadRep {
+    pub module: u64,
+    pub error: u32,
+    pub log: String,
+}
+
+/// Request of message ModuleUnload (opcode 131).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleUnloadReq {
+    pub module: u64,
+}
+
+/// Reply of message ModuleUnload (opcode 131).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleUnloadRep {}
+
+/// Request of message ModuleGetFunction (opcode 132).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleGetFunctionReq {
+    pub module: u64,
+    pub name: String,
+}
+
+/// Reply of message ModuleGetFunction (opcode 132).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleGetFunctionRep {
+    pub func: u64,
+}
+
+/// Request of message ModuleGetGlobal (opcode 133).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleGetGlobalReq {
+    pub module: u64,
+    pub name: String,
+}
+
+/// Reply of message ModuleGetGlobal (opcode 133).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModuleGetGlobalRep {
+    pub dptr: u64,
+    pub bytes: u64,
+}
+
+/// Request of message FuncGetAttribute (opcode 134).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetAttributeReq {
+    pub attrib: i32,
+    pub func: u64,
+}
+
+/// Reply of message FuncGetAttribute (opcode 134).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetAttributeRep {
+    pub value: i32,
+}
+
+/// Request of message FuncSetAttribute (opcode 135).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncSetAttributeReq {
+    pub func: u64,
+    pub attrib: i32,
+    pub value: i32,
+}
+
+/// Reply of message FuncSetAttribute (opcode 135).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncSetAttributeRep {}
+
+/// Request of message FuncGetParamInfo (opcode 136).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetParamInfoReq {
+    pub func: u64,
+    pub index: u64,
+}
+
+/// Reply of message FuncGetParamInfo (opcode 136).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetParamInfoRep {
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// Request of message FuncGetParamCount (opcode 137).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetParamCountReq {
+    pub func: u64,
+}
+
+/// Reply of message FuncGetParamCount (opcode 137).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetParamCountRep {
+    pub count: u64,
+}
+
+/// Request of message FuncGetModule (opcode 138).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetModuleReq {
+    pub func: u64,
+}
+
+/// Reply of message FuncGetModule (opcode 138).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncGetModuleRep {
+    pub module: u64,
+}
+
+/// Request of message FuncLayout (opcode 139).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncLayoutReq {
+    pub func: u64,
+}
+
+/// Reply of message FuncLayout (opcode 139).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncLayoutRep {
+    pub offsets: Vec<u64>,
+    pub sizes: Vec<u64>,
+    pub total: u64,
+}
+
+/// Request of message FuncSetCacheConfig (opcode 140).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncSetCacheConfigReq {
+    pub func: u64,
+    pub config: i32,
+}
+
+/// Reply of message FuncSetCacheConfig (opcode 140).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncSetCacheConfigRep {}
+
+/// Request of message FuncName (opcode 141).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncNameReq {
+    pub func: u64,
+}
+
+/// Reply of message FuncName (opcode 141).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FuncNameRep {
+    pub name: String,
+}
+
+/// Request of message LaunchKernel (opcode 150).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LaunchKernelReq {
+    pub func: u64,
+    pub grid_x: u32,
+    pub grid_y: u32,
+    pub grid_z: u32,
+    pub block_x: u32,
+    pub block_y: u32,
+    pub block_z: u32,
+    pub shared_mem: u32,
+    pub stream: u64,
+    #[serde(with = "serde_bytes")]
+    pub params: Vec<u8>,
+    pub cooperative: bool,
+}
+
+/// Reply of message LaunchKernel (opcode 150).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LaunchKernelRep {}
+
+/// Request of message OccupancyMaxActiveBlocks (opcode 151).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OccupancyMaxActiveBlocksReq {
+    pub func: u64,
+    pub block_size: i32,
+    pub dynamic_smem: u64,
+}
+
+/// Reply of message OccupancyMaxActiveBlocks (opcode 151).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OccupancyMaxActiveBlocksRep {
+    pub num_blocks: i32,
+}
+
+/// Request of message OccupancyMaxActiveBlocksWithFlags (opcode 152).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OccupancyMaxActiveBlocksWithFlagsReq {
+    pub func: u64,
+    pub block_size: i32,
+    pub dynamic_smem: u64,
+    pub flags: u32,
+}
+
+/// Reply of message OccupancyMaxActiveBlocksWithFlags (opcode 152).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OccupancyMaxActiveBlocksWithFlagsRep {
+    pub num_blocks: i32,
+}
+
+/// Request of message OccupancyAvailableDynamicSMem (opcode 153).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OccupancyAvailableDynamicSMemReq {
+    pub func: u64,
+    pub num_blocks: i32,
+    pub block_size: i32,
+}
+
+/// Reply of message OccupancyAvailableDynamicSMem (opcode 153).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OccupancyAvailableDynamicSMemRep {
+    pub dynamic_smem: u64,
+}
+
 /// Every request body, tagged by its opcode on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -982,6 +1198,22 @@ pub enum Request {
     EventQuery(EventQueryReq),
     EventSynchronize(EventSynchronizeReq),
     EventElapsedTime(EventElapsedTimeReq),
+    ModuleLoad(ModuleLoadReq),
+    ModuleUnload(ModuleUnloadReq),
+    ModuleGetFunction(ModuleGetFunctionReq),
+    ModuleGetGlobal(ModuleGetGlobalReq),
+    FuncGetAttribute(FuncGetAttributeReq),
+    FuncSetAttribute(FuncSetAttributeReq),
+    FuncGetParamInfo(FuncGetParamInfoReq),
+    FuncGetParamCount(FuncGetParamCountReq),
+    FuncGetModule(FuncGetModuleReq),
+    FuncLayout(FuncLayoutReq),
+    FuncSetCacheConfig(FuncSetCacheConfigReq),
+    FuncName(FuncNameReq),
+    LaunchKernel(LaunchKernelReq),
+    OccupancyMaxActiveBlocks(OccupancyMaxActiveBlocksReq),
+    OccupancyMaxActiveBlocksWithFlags(OccupancyMaxActiveBlocksWithFlagsReq),
+    OccupancyAvailableDynamicSMem(OccupancyAvailableDynamicSMemReq),
 }
 
 impl Request {
@@ -1061,6 +1293,22 @@ impl Request {
             Request::EventQuery(_) => 124,
             Request::EventSynchronize(_) => 125,
             Request::EventElapsedTime(_) => 126,
+            Request::ModuleLoad(_) => 130,
+            Request::ModuleUnload(_) => 131,
+            Request::ModuleGetFunction(_) => 132,
+            Request::ModuleGetGlobal(_) => 133,
+            Request::FuncGetAttribute(_) => 134,
+            Request::FuncSetAttribute(_) => 135,
+            Request::FuncGetParamInfo(_) => 136,
+            Request::FuncGetParamCount(_) => 137,
+            Request::FuncGetModule(_) => 138,
+            Request::FuncLayout(_) => 139,
+            Request::FuncSetCacheConfig(_) => 140,
+            Request::FuncName(_) => 141,
+            Request::LaunchKernel(_) => 150,
+            Request::OccupancyMaxActiveBlocks(_) => 151,
+            Request::OccupancyMaxActiveBlocksWithFlags(_) => 152,
+            Request::OccupancyAvailableDynamicSMem(_) => 153,
         }
     }
 
@@ -1140,6 +1388,22 @@ impl Request {
             Request::EventQuery(_) => "EventQuery",
             Request::EventSynchronize(_) => "EventSynchronize",
             Request::EventElapsedTime(_) => "EventElapsedTime",
+            Request::ModuleLoad(_) => "ModuleLoad",
+            Request::ModuleUnload(_) => "ModuleUnload",
+            Request::ModuleGetFunction(_) => "ModuleGetFunction",
+            Request::ModuleGetGlobal(_) => "ModuleGetGlobal",
+            Request::FuncGetAttribute(_) => "FuncGetAttribute",
+            Request::FuncSetAttribute(_) => "FuncSetAttribute",
+            Request::FuncGetParamInfo(_) => "FuncGetParamInfo",
+            Request::FuncGetParamCount(_) => "FuncGetParamCount",
+            Request::FuncGetModule(_) => "FuncGetModule",
+            Request::FuncLayout(_) => "FuncLayout",
+            Request::FuncSetCacheConfig(_) => "FuncSetCacheConfig",
+            Request::FuncName(_) => "FuncName",
+            Request::LaunchKernel(_) => "LaunchKernel",
+            Request::OccupancyMaxActiveBlocks(_) => "OccupancyMaxActiveBlocks",
+            Request::OccupancyMaxActiveBlocksWithFlags(_) => "OccupancyMaxActiveBlocksWithFlags",
+            Request::OccupancyAvailableDynamicSMem(_) => "OccupancyAvailableDynamicSMem",
         }
     }
 
@@ -1219,6 +1483,22 @@ impl Request {
             Request::EventQuery(m) => postcard::to_extend(m, out),
             Request::EventSynchronize(m) => postcard::to_extend(m, out),
             Request::EventElapsedTime(m) => postcard::to_extend(m, out),
+            Request::ModuleLoad(m) => postcard::to_extend(m, out),
+            Request::ModuleUnload(m) => postcard::to_extend(m, out),
+            Request::ModuleGetFunction(m) => postcard::to_extend(m, out),
+            Request::ModuleGetGlobal(m) => postcard::to_extend(m, out),
+            Request::FuncGetAttribute(m) => postcard::to_extend(m, out),
+            Request::FuncSetAttribute(m) => postcard::to_extend(m, out),
+            Request::FuncGetParamInfo(m) => postcard::to_extend(m, out),
+            Request::FuncGetParamCount(m) => postcard::to_extend(m, out),
+            Request::FuncGetModule(m) => postcard::to_extend(m, out),
+            Request::FuncLayout(m) => postcard::to_extend(m, out),
+            Request::FuncSetCacheConfig(m) => postcard::to_extend(m, out),
+            Request::FuncName(m) => postcard::to_extend(m, out),
+            Request::LaunchKernel(m) => postcard::to_extend(m, out),
+            Request::OccupancyMaxActiveBlocks(m) => postcard::to_extend(m, out),
+            Request::OccupancyMaxActiveBlocksWithFlags(m) => postcard::to_extend(m, out),
+            Request::OccupancyAvailableDynamicSMem(m) => postcard::to_extend(m, out),
         }
     }
 
@@ -1322,6 +1602,28 @@ impl Request {
             124 => Ok(Request::EventQuery(crate::wire::body_from(body)?)),
             125 => Ok(Request::EventSynchronize(crate::wire::body_from(body)?)),
             126 => Ok(Request::EventElapsedTime(crate::wire::body_from(body)?)),
+            130 => Ok(Request::ModuleLoad(crate::wire::body_from(body)?)),
+            131 => Ok(Request::ModuleUnload(crate::wire::body_from(body)?)),
+            132 => Ok(Request::ModuleGetFunction(crate::wire::body_from(body)?)),
+            133 => Ok(Request::ModuleGetGlobal(crate::wire::body_from(body)?)),
+            134 => Ok(Request::FuncGetAttribute(crate::wire::body_from(body)?)),
+            135 => Ok(Request::FuncSetAttribute(crate::wire::body_from(body)?)),
+            136 => Ok(Request::FuncGetParamInfo(crate::wire::body_from(body)?)),
+            137 => Ok(Request::FuncGetParamCount(crate::wire::body_from(body)?)),
+            138 => Ok(Request::FuncGetModule(crate::wire::body_from(body)?)),
+            139 => Ok(Request::FuncLayout(crate::wire::body_from(body)?)),
+            140 => Ok(Request::FuncSetCacheConfig(crate::wire::body_from(body)?)),
+            141 => Ok(Request::FuncName(crate::wire::body_from(body)?)),
+            150 => Ok(Request::LaunchKernel(crate::wire::body_from(body)?)),
+            151 => Ok(Request::OccupancyMaxActiveBlocks(crate::wire::body_from(
+                body,
+            )?)),
+            152 => Ok(Request::OccupancyMaxActiveBlocksWithFlags(
+                crate::wire::body_from(body)?,
+            )),
+            153 => Ok(Request::OccupancyAvailableDynamicSMem(
+                crate::wire::body_from(body)?,
+            )),
             other => Err(DecodeError::UnknownOpcode(other)),
         }
     }
@@ -1402,6 +1704,22 @@ impl Request {
             Request::EventQuery(Default::default()),
             Request::EventSynchronize(Default::default()),
             Request::EventElapsedTime(Default::default()),
+            Request::ModuleLoad(Default::default()),
+            Request::ModuleUnload(Default::default()),
+            Request::ModuleGetFunction(Default::default()),
+            Request::ModuleGetGlobal(Default::default()),
+            Request::FuncGetAttribute(Default::default()),
+            Request::FuncSetAttribute(Default::default()),
+            Request::FuncGetParamInfo(Default::default()),
+            Request::FuncGetParamCount(Default::default()),
+            Request::FuncGetModule(Default::default()),
+            Request::FuncLayout(Default::default()),
+            Request::FuncSetCacheConfig(Default::default()),
+            Request::FuncName(Default::default()),
+            Request::LaunchKernel(Default::default()),
+            Request::OccupancyMaxActiveBlocks(Default::default()),
+            Request::OccupancyMaxActiveBlocksWithFlags(Default::default()),
+            Request::OccupancyAvailableDynamicSMem(Default::default()),
         ]
     }
 }
@@ -1482,6 +1800,22 @@ pub enum Reply {
     EventQuery(EventQueryRep),
     EventSynchronize(EventSynchronizeRep),
     EventElapsedTime(EventElapsedTimeRep),
+    ModuleLoad(ModuleLoadRep),
+    ModuleUnload(ModuleUnloadRep),
+    ModuleGetFunction(ModuleGetFunctionRep),
+    ModuleGetGlobal(ModuleGetGlobalRep),
+    FuncGetAttribute(FuncGetAttributeRep),
+    FuncSetAttribute(FuncSetAttributeRep),
+    FuncGetParamInfo(FuncGetParamInfoRep),
+    FuncGetParamCount(FuncGetParamCountRep),
+    FuncGetModule(FuncGetModuleRep),
+    FuncLayout(FuncLayoutRep),
+    FuncSetCacheConfig(FuncSetCacheConfigRep),
+    FuncName(FuncNameRep),
+    LaunchKernel(LaunchKernelRep),
+    OccupancyMaxActiveBlocks(OccupancyMaxActiveBlocksRep),
+    OccupancyMaxActiveBlocksWithFlags(OccupancyMaxActiveBlocksWithFlagsRep),
+    OccupancyAvailableDynamicSMem(OccupancyAvailableDynamicSMemRep),
 }
 
 impl Reply {
@@ -1561,6 +1895,22 @@ impl Reply {
             Reply::EventQuery(_) => 124,
             Reply::EventSynchronize(_) => 125,
             Reply::EventElapsedTime(_) => 126,
+            Reply::ModuleLoad(_) => 130,
+            Reply::ModuleUnload(_) => 131,
+            Reply::ModuleGetFunction(_) => 132,
+            Reply::ModuleGetGlobal(_) => 133,
+            Reply::FuncGetAttribute(_) => 134,
+            Reply::FuncSetAttribute(_) => 135,
+            Reply::FuncGetParamInfo(_) => 136,
+            Reply::FuncGetParamCount(_) => 137,
+            Reply::FuncGetModule(_) => 138,
+            Reply::FuncLayout(_) => 139,
+            Reply::FuncSetCacheConfig(_) => 140,
+            Reply::FuncName(_) => 141,
+            Reply::LaunchKernel(_) => 150,
+            Reply::OccupancyMaxActiveBlocks(_) => 151,
+            Reply::OccupancyMaxActiveBlocksWithFlags(_) => 152,
+            Reply::OccupancyAvailableDynamicSMem(_) => 153,
         }
     }
 
@@ -1640,6 +1990,22 @@ impl Reply {
             Reply::EventQuery(_) => "EventQuery",
             Reply::EventSynchronize(_) => "EventSynchronize",
             Reply::EventElapsedTime(_) => "EventElapsedTime",
+            Reply::ModuleLoad(_) => "ModuleLoad",
+            Reply::ModuleUnload(_) => "ModuleUnload",
+            Reply::ModuleGetFunction(_) => "ModuleGetFunction",
+            Reply::ModuleGetGlobal(_) => "ModuleGetGlobal",
+            Reply::FuncGetAttribute(_) => "FuncGetAttribute",
+            Reply::FuncSetAttribute(_) => "FuncSetAttribute",
+            Reply::FuncGetParamInfo(_) => "FuncGetParamInfo",
+            Reply::FuncGetParamCount(_) => "FuncGetParamCount",
+            Reply::FuncGetModule(_) => "FuncGetModule",
+            Reply::FuncLayout(_) => "FuncLayout",
+            Reply::FuncSetCacheConfig(_) => "FuncSetCacheConfig",
+            Reply::FuncName(_) => "FuncName",
+            Reply::LaunchKernel(_) => "LaunchKernel",
+            Reply::OccupancyMaxActiveBlocks(_) => "OccupancyMaxActiveBlocks",
+            Reply::OccupancyMaxActiveBlocksWithFlags(_) => "OccupancyMaxActiveBlocksWithFlags",
+            Reply::OccupancyAvailableDynamicSMem(_) => "OccupancyAvailableDynamicSMem",
         }
     }
 
@@ -1719,6 +2085,22 @@ impl Reply {
             Reply::EventQuery(m) => postcard::to_extend(m, out),
             Reply::EventSynchronize(m) => postcard::to_extend(m, out),
             Reply::EventElapsedTime(m) => postcard::to_extend(m, out),
+            Reply::ModuleLoad(m) => postcard::to_extend(m, out),
+            Reply::ModuleUnload(m) => postcard::to_extend(m, out),
+            Reply::ModuleGetFunction(m) => postcard::to_extend(m, out),
+            Reply::ModuleGetGlobal(m) => postcard::to_extend(m, out),
+            Reply::FuncGetAttribute(m) => postcard::to_extend(m, out),
+            Reply::FuncSetAttribute(m) => postcard::to_extend(m, out),
+            Reply::FuncGetParamInfo(m) => postcard::to_extend(m, out),
+            Reply::FuncGetParamCount(m) => postcard::to_extend(m, out),
+            Reply::FuncGetModule(m) => postcard::to_extend(m, out),
+            Reply::FuncLayout(m) => postcard::to_extend(m, out),
+            Reply::FuncSetCacheConfig(m) => postcard::to_extend(m, out),
+            Reply::FuncName(m) => postcard::to_extend(m, out),
+            Reply::LaunchKernel(m) => postcard::to_extend(m, out),
+            Reply::OccupancyMaxActiveBlocks(m) => postcard::to_extend(m, out),
+            Reply::OccupancyMaxActiveBlocksWithFlags(m) => postcard::to_extend(m, out),
+            Reply::OccupancyAvailableDynamicSMem(m) => postcard::to_extend(m, out),
         }
     }
 
@@ -1812,6 +2194,28 @@ impl Reply {
             124 => Ok(Reply::EventQuery(crate::wire::body_from(body)?)),
             125 => Ok(Reply::EventSynchronize(crate::wire::body_from(body)?)),
             126 => Ok(Reply::EventElapsedTime(crate::wire::body_from(body)?)),
+            130 => Ok(Reply::ModuleLoad(crate::wire::body_from(body)?)),
+            131 => Ok(Reply::ModuleUnload(crate::wire::body_from(body)?)),
+            132 => Ok(Reply::ModuleGetFunction(crate::wire::body_from(body)?)),
+            133 => Ok(Reply::ModuleGetGlobal(crate::wire::body_from(body)?)),
+            134 => Ok(Reply::FuncGetAttribute(crate::wire::body_from(body)?)),
+            135 => Ok(Reply::FuncSetAttribute(crate::wire::body_from(body)?)),
+            136 => Ok(Reply::FuncGetParamInfo(crate::wire::body_from(body)?)),
+            137 => Ok(Reply::FuncGetParamCount(crate::wire::body_from(body)?)),
+            138 => Ok(Reply::FuncGetModule(crate::wire::body_from(body)?)),
+            139 => Ok(Reply::FuncLayout(crate::wire::body_from(body)?)),
+            140 => Ok(Reply::FuncSetCacheConfig(crate::wire::body_from(body)?)),
+            141 => Ok(Reply::FuncName(crate::wire::body_from(body)?)),
+            150 => Ok(Reply::LaunchKernel(crate::wire::body_from(body)?)),
+            151 => Ok(Reply::OccupancyMaxActiveBlocks(crate::wire::body_from(
+                body,
+            )?)),
+            152 => Ok(Reply::OccupancyMaxActiveBlocksWithFlags(
+                crate::wire::body_from(body)?,
+            )),
+            153 => Ok(Reply::OccupancyAvailableDynamicSMem(
+                crate::wire::body_from(body)?,
+            )),
             other => Err(DecodeError::UnknownOpcode(other)),
         }
     }
@@ -1892,6 +2296,22 @@ impl Reply {
             Reply::EventQuery(Default::default()),
             Reply::EventSynchronize(Default::default()),
             Reply::EventElapsedTime(Default::default()),
+            Reply::ModuleLoad(Default::default()),
+            Reply::ModuleUnload(Default::default()),
+            Reply::ModuleGetFunction(Default::default()),
+            Reply::ModuleGetGlobal(Default::default()),
+            Reply::FuncGetAttribute(Default::default()),
+            Reply::FuncSetAttribute(Default::default()),
+            Reply::FuncGetParamInfo(Default::default()),
+            Reply::FuncGetParamCount(Default::default()),
+            Reply::FuncGetModule(Default::default()),
+            Reply::FuncLayout(Default::default()),
+            Reply::FuncSetCacheConfig(Default::default()),
+            Reply::FuncName(Default::default()),
+            Reply::LaunchKernel(Default::default()),
+            Reply::OccupancyMaxActiveBlocks(Default::default()),
+            Reply::OccupancyMaxActiveBlocksWithFlags(Default::default()),
+            Reply::OccupancyAvailableDynamicSMem(Default::default()),
         ]
     }
 }
@@ -2234,6 +2654,90 @@ pub trait Handler {
         cx: &Self::Cx,
         req: EventElapsedTimeReq,
     ) -> Result<EventElapsedTimeRep, CuError>;
+    /// Handles ModuleLoad.
+    fn module_load(&self, cx: &Self::Cx, req: ModuleLoadReq) -> Result<ModuleLoadRep, CuError>;
+    /// Handles ModuleUnload.
+    fn module_unload(
+        &self,
+        cx: &Self::Cx,
+        req: ModuleUnloadReq,
+    ) -> Result<ModuleUnloadRep, CuError>;
+    /// Handles ModuleGetFunction.
+    fn module_get_function(
+        &self,
+        cx: &Self::Cx,
+        req: ModuleGetFunctionReq,
+    ) -> Result<ModuleGetFunctionRep, CuError>;
+    /// Handles ModuleGetGlobal.
+    fn module_get_global(
+        &self,
+        cx: &Self::Cx,
+        req: ModuleGetGlobalReq,
+    ) -> Result<ModuleGetGlobalRep, CuError>;
+    /// Handles FuncGetAttribute.
+    fn func_get_attribute(
+        &self,
+        cx: &Self::Cx,
+        req: FuncGetAttributeReq,
+    ) -> Result<FuncGetAttributeRep, CuError>;
+    /// Handles FuncSetAttribute.
+    fn func_set_attribute(
+        &self,
+        cx: &Self::Cx,
+        req: FuncSetAttributeReq,
+    ) -> Result<FuncSetAttributeRep, CuError>;
+    /// Handles FuncGetParamInfo.
+    fn func_get_param_info(
+        &self,
+        cx: &Self::Cx,
+        req: FuncGetParamInfoReq,
+    ) -> Result<FuncGetParamInfoRep, CuError>;
+    /// Handles FuncGetParamCount.
+    fn func_get_param_count(
+        &self,
+        cx: &Self::Cx,
+        req: FuncGetParamCountReq,
+    ) -> Result<FuncGetParamCountRep, CuError>;
+    /// Handles FuncGetModule.
+    fn func_get_module(
+        &self,
+        cx: &Self::Cx,
+        req: FuncGetModuleReq,
+    ) -> Result<FuncGetModuleRep, CuError>;
+    /// Handles FuncLayout.
+    fn func_layout(&self, cx: &Self::Cx, req: FuncLayoutReq) -> Result<FuncLayoutRep, CuError>;
+    /// Handles FuncSetCacheConfig.
+    fn func_set_cache_config(
+        &self,
+        cx: &Self::Cx,
+        req: FuncSetCacheConfigReq,
+    ) -> Result<FuncSetCacheConfigRep, CuError>;
+    /// Handles FuncName.
+    fn func_name(&self, cx: &Self::Cx, req: FuncNameReq) -> Result<FuncNameRep, CuError>;
+    /// Handles LaunchKernel.
+    fn launch_kernel(
+        &self,
+        cx: &Self::Cx,
+        req: LaunchKernelReq,
+    ) -> Result<LaunchKernelRep, CuError>;
+    /// Handles OccupancyMaxActiveBlocks.
+    fn occupancy_max_active_blocks(
+        &self,
+        cx: &Self::Cx,
+        req: OccupancyMaxActiveBlocksReq,
+    ) -> Result<OccupancyMaxActiveBlocksRep, CuError>;
+    /// Handles OccupancyMaxActiveBlocksWithFlags.
+    fn occupancy_max_active_blocks_with_flags(
+        &self,
+        cx: &Self::Cx,
+        req: OccupancyMaxActiveBlocksWithFlagsReq,
+    ) -> Result<OccupancyMaxActiveBlocksWithFlagsRep, CuError>;
+    /// Handles OccupancyAvailableDynamicSMem.
+    fn occupancy_available_dynamic_s_mem(
+        &self,
+        cx: &Self::Cx,
+        req: OccupancyAvailableDynamicSMemReq,
+    ) -> Result<OccupancyAvailableDynamicSMemRep, CuError>;
 }
 
 /// Routes a decoded request to its handler method.
@@ -2354,6 +2858,32 @@ pub fn dispatch<H: Handler + ?Sized>(h: &H, cx: &H::Cx, req: Request) -> Result<
         Request::EventQuery(r) => h.event_query(cx, r).map(Reply::EventQuery),
         Request::EventSynchronize(r) => h.event_synchronize(cx, r).map(Reply::EventSynchronize),
         Request::EventElapsedTime(r) => h.event_elapsed_time(cx, r).map(Reply::EventElapsedTime),
+        Request::ModuleLoad(r) => h.module_load(cx, r).map(Reply::ModuleLoad),
+        Request::ModuleUnload(r) => h.module_unload(cx, r).map(Reply::ModuleUnload),
+        Request::ModuleGetFunction(r) => h.module_get_function(cx, r).map(Reply::ModuleGetFunction),
+        Request::ModuleGetGlobal(r) => h.module_get_global(cx, r).map(Reply::ModuleGetGlobal),
+        Request::FuncGetAttribute(r) => h.func_get_attribute(cx, r).map(Reply::FuncGetAttribute),
+        Request::FuncSetAttribute(r) => h.func_set_attribute(cx, r).map(Reply::FuncSetAttribute),
+        Request::FuncGetParamInfo(r) => h.func_get_param_info(cx, r).map(Reply::FuncGetParamInfo),
+        Request::FuncGetParamCount(r) => {
+            h.func_get_param_count(cx, r).map(Reply::FuncGetParamCount)
+        }
+        Request::FuncGetModule(r) => h.func_get_module(cx, r).map(Reply::FuncGetModule),
+        Request::FuncLayout(r) => h.func_layout(cx, r).map(Reply::FuncLayout),
+        Request::FuncSetCacheConfig(r) => h
+            .func_set_cache_config(cx, r)
+            .map(Reply::FuncSetCacheConfig),
+        Request::FuncName(r) => h.func_name(cx, r).map(Reply::FuncName),
+        Request::LaunchKernel(r) => h.launch_kernel(cx, r).map(Reply::LaunchKernel),
+        Request::OccupancyMaxActiveBlocks(r) => h
+            .occupancy_max_active_blocks(cx, r)
+            .map(Reply::OccupancyMaxActiveBlocks),
+        Request::OccupancyMaxActiveBlocksWithFlags(r) => h
+            .occupancy_max_active_blocks_with_flags(cx, r)
+            .map(Reply::OccupancyMaxActiveBlocksWithFlags),
+        Request::OccupancyAvailableDynamicSMem(r) => h
+            .occupancy_available_dynamic_s_mem(cx, r)
+            .map(Reply::OccupancyAvailableDynamicSMem),
     }
 }
 
@@ -2432,6 +2962,22 @@ pub const MESSAGES: &[(u32, &str)] = &[
     (124, "EventQuery"),
     (125, "EventSynchronize"),
     (126, "EventElapsedTime"),
+    (130, "ModuleLoad"),
+    (131, "ModuleUnload"),
+    (132, "ModuleGetFunction"),
+    (133, "ModuleGetGlobal"),
+    (134, "FuncGetAttribute"),
+    (135, "FuncSetAttribute"),
+    (136, "FuncGetParamInfo"),
+    (137, "FuncGetParamCount"),
+    (138, "FuncGetModule"),
+    (139, "FuncLayout"),
+    (140, "FuncSetCacheConfig"),
+    (141, "FuncName"),
+    (150, "LaunchKernel"),
+    (151, "OccupancyMaxActiveBlocks"),
+    (152, "OccupancyMaxActiveBlocksWithFlags"),
+    (153, "OccupancyAvailableDynamicSMem"),
 ];
 
 /// Every function declared by the pinned cuda.h (CUDA 13.5, all ABI versions).

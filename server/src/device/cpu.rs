@@ -33,6 +33,11 @@ impl DevBuf {
         (!ptr.is_null()).then_some(DevBuf { ptr, len })
     }
 
+    /// Host address of the first byte (for the kernel interpreter's raw accesses).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len

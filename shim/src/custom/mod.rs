@@ -3,9 +3,13 @@
 mod context;
 mod host;
 mod init;
+mod launch;
 mod memory;
+mod module;
 
 pub use context::*;
 pub use host::*;
 pub use init::*;
+pub use launch::*;
 pub use memory::*;
+pub use module::*;

@@ -1982,6 +1982,443 @@ pub unsafe extern "C" fn cuEventElapsedTime_v2(
     })
 }
 
+/// Forwarded as message `ModuleUnload`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleUnload(module: *mut c_void) -> CUresult {
+    rt::export("cuModuleUnload", true, false, move || {
+        let req = ModuleUnloadReq {
+            module: module as u64,
+        };
+        let Reply::ModuleUnload(_rep) = rt::call(Request::ModuleUnload(req))? else {
+            return Err(rt::mismatch("cuModuleUnload"));
+        };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `ModuleUnload`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLibraryUnload(module: *mut c_void) -> CUresult {
+    rt::export("cuLibraryUnload", true, false, move || {
+        let req = ModuleUnloadReq {
+            module: module as u64,
+        };
+        let Reply::ModuleUnload(_rep) = rt::call(Request::ModuleUnload(req))? else {
+            return Err(rt::mismatch("cuLibraryUnload"));
+        };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `ModuleGetFunction`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleGetFunction(
+    func: *mut *mut c_void,
+    module: *mut c_void,
+    name: *const c_char,
+) -> CUresult {
+    rt::export("cuModuleGetFunction", true, false, move || {
+        if func.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        if name.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = ModuleGetFunctionReq {
+            module: module as u64,
+            // SAFETY: checked non-null; the caller passes a NUL-terminated string.
+            name: unsafe { rt::cstr_in(name) }?,
+        };
+        let Reply::ModuleGetFunction(rep) = rt::call(Request::ModuleGetFunction(req))? else {
+            return Err(rt::mismatch("cuModuleGetFunction"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { func.write(rep.func as *mut c_void) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `ModuleGetFunction`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLibraryGetKernel(
+    func: *mut *mut c_void,
+    module: *mut c_void,
+    name: *const c_char,
+) -> CUresult {
+    rt::export("cuLibraryGetKernel", true, false, move || {
+        if func.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        if name.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = ModuleGetFunctionReq {
+            module: module as u64,
+            // SAFETY: checked non-null; the caller passes a NUL-terminated string.
+            name: unsafe { rt::cstr_in(name) }?,
+        };
+        let Reply::ModuleGetFunction(rep) = rt::call(Request::ModuleGetFunction(req))? else {
+            return Err(rt::mismatch("cuLibraryGetKernel"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { func.write(rep.func as *mut c_void) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `ModuleGetGlobal`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleGetGlobal_v2(
+    dptr: *mut u64,
+    bytes: *mut usize,
+    module: *mut c_void,
+    name: *const c_char,
+) -> CUresult {
+    rt::export("cuModuleGetGlobal_v2", true, false, move || {
+        if name.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = ModuleGetGlobalReq {
+            module: module as u64,
+            // SAFETY: checked non-null; the caller passes a NUL-terminated string.
+            name: unsafe { rt::cstr_in(name) }?,
+        };
+        let Reply::ModuleGetGlobal(rep) = rt::call(Request::ModuleGetGlobal(req))? else {
+            return Err(rt::mismatch("cuModuleGetGlobal_v2"));
+        };
+        if !dptr.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { dptr.write(rep.dptr) };
+        }
+        if !bytes.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { bytes.write(rep.bytes as usize) };
+        }
+        Ok(())
+    })
+}
+
+/// Forwarded as message `ModuleGetGlobal`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLibraryGetGlobal(
+    dptr: *mut u64,
+    bytes: *mut usize,
+    module: *mut c_void,
+    name: *const c_char,
+) -> CUresult {
+    rt::export("cuLibraryGetGlobal", true, false, move || {
+        if name.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = ModuleGetGlobalReq {
+            module: module as u64,
+            // SAFETY: checked non-null; the caller passes a NUL-terminated string.
+            name: unsafe { rt::cstr_in(name) }?,
+        };
+        let Reply::ModuleGetGlobal(rep) = rt::call(Request::ModuleGetGlobal(req))? else {
+            return Err(rt::mismatch("cuLibraryGetGlobal"));
+        };
+        if !dptr.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { dptr.write(rep.dptr) };
+        }
+        if !bytes.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { bytes.write(rep.bytes as usize) };
+        }
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncGetAttribute`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncGetAttribute(
+    value: *mut i32,
+    attrib: i32,
+    func: *mut c_void,
+) -> CUresult {
+    rt::export("cuFuncGetAttribute", true, false, move || {
+        if value.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = FuncGetAttributeReq {
+            attrib,
+            func: func as u64,
+        };
+        let Reply::FuncGetAttribute(rep) = rt::call(Request::FuncGetAttribute(req))? else {
+            return Err(rt::mismatch("cuFuncGetAttribute"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { value.write(rep.value) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncSetAttribute`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncSetAttribute(
+    func: *mut c_void,
+    attrib: i32,
+    value: i32,
+) -> CUresult {
+    rt::export("cuFuncSetAttribute", true, false, move || {
+        let req = FuncSetAttributeReq {
+            func: func as u64,
+            attrib,
+            value,
+        };
+        let Reply::FuncSetAttribute(_rep) = rt::call(Request::FuncSetAttribute(req))? else {
+            return Err(rt::mismatch("cuFuncSetAttribute"));
+        };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncGetParamInfo`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncGetParamInfo(
+    func: *mut c_void,
+    index: usize,
+    offset: *mut usize,
+    size: *mut usize,
+) -> CUresult {
+    rt::export("cuFuncGetParamInfo", true, false, move || {
+        let req = FuncGetParamInfoReq {
+            func: func as u64,
+            index: index as u64,
+        };
+        let Reply::FuncGetParamInfo(rep) = rt::call(Request::FuncGetParamInfo(req))? else {
+            return Err(rt::mismatch("cuFuncGetParamInfo"));
+        };
+        if !offset.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { offset.write(rep.offset as usize) };
+        }
+        if !size.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { size.write(rep.size as usize) };
+        }
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncGetParamInfo`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelGetParamInfo(
+    func: *mut c_void,
+    index: usize,
+    offset: *mut usize,
+    size: *mut usize,
+) -> CUresult {
+    rt::export("cuKernelGetParamInfo", true, false, move || {
+        let req = FuncGetParamInfoReq {
+            func: func as u64,
+            index: index as u64,
+        };
+        let Reply::FuncGetParamInfo(rep) = rt::call(Request::FuncGetParamInfo(req))? else {
+            return Err(rt::mismatch("cuKernelGetParamInfo"));
+        };
+        if !offset.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { offset.write(rep.offset as usize) };
+        }
+        if !size.is_null() {
+            // SAFETY: non-null; points to a caller-owned result slot.
+            unsafe { size.write(rep.size as usize) };
+        }
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncGetParamCount`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncGetParamCount(func: *mut c_void, count: *mut usize) -> CUresult {
+    rt::export("cuFuncGetParamCount", true, false, move || {
+        if count.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = FuncGetParamCountReq { func: func as u64 };
+        let Reply::FuncGetParamCount(rep) = rt::call(Request::FuncGetParamCount(req))? else {
+            return Err(rt::mismatch("cuFuncGetParamCount"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { count.write(rep.count as usize) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncGetParamCount`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelGetParamCount(func: *mut c_void, count: *mut usize) -> CUresult {
+    rt::export("cuKernelGetParamCount", true, false, move || {
+        if count.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = FuncGetParamCountReq { func: func as u64 };
+        let Reply::FuncGetParamCount(rep) = rt::call(Request::FuncGetParamCount(req))? else {
+            return Err(rt::mismatch("cuKernelGetParamCount"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { count.write(rep.count as usize) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncGetModule`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncGetModule(module: *mut *mut c_void, func: *mut c_void) -> CUresult {
+    rt::export("cuFuncGetModule", true, false, move || {
+        if module.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = FuncGetModuleReq { func: func as u64 };
+        let Reply::FuncGetModule(rep) = rt::call(Request::FuncGetModule(req))? else {
+            return Err(rt::mismatch("cuFuncGetModule"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { module.write(rep.module as *mut c_void) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncGetModule`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelGetLibrary(
+    module: *mut *mut c_void,
+    func: *mut c_void,
+) -> CUresult {
+    rt::export("cuKernelGetLibrary", true, false, move || {
+        if module.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = FuncGetModuleReq { func: func as u64 };
+        let Reply::FuncGetModule(rep) = rt::call(Request::FuncGetModule(req))? else {
+            return Err(rt::mismatch("cuKernelGetLibrary"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { module.write(rep.module as *mut c_void) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `FuncSetCacheConfig`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncSetCacheConfig(func: *mut c_void, config: i32) -> CUresult {
+    rt::export("cuFuncSetCacheConfig", true, false, move || {
+        let req = FuncSetCacheConfigReq {
+            func: func as u64,
+            config,
+        };
+        let Reply::FuncSetCacheConfig(_rep) = rt::call(Request::FuncSetCacheConfig(req))? else {
+            return Err(rt::mismatch("cuFuncSetCacheConfig"));
+        };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `OccupancyMaxActiveBlocks`.
+#[no_mangle]
+pub unsafe extern "C" fn cuOccupancyMaxActiveBlocksPerMultiprocessor(
+    num_blocks: *mut i32,
+    func: *mut c_void,
+    block_size: i32,
+    dynamic_smem: usize,
+) -> CUresult {
+    rt::export(
+        "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+        true,
+        false,
+        move || {
+            if num_blocks.is_null() {
+                return Err(CuError::INVALID_VALUE);
+            }
+            let req = OccupancyMaxActiveBlocksReq {
+                func: func as u64,
+                block_size,
+                dynamic_smem: dynamic_smem as u64,
+            };
+            let Reply::OccupancyMaxActiveBlocks(rep) =
+                rt::call(Request::OccupancyMaxActiveBlocks(req))?
+            else {
+                return Err(rt::mismatch("cuOccupancyMaxActiveBlocksPerMultiprocessor"));
+            };
+            // SAFETY: checked non-null above; points to a caller-owned result slot.
+            unsafe { num_blocks.write(rep.num_blocks) };
+            Ok(())
+        },
+    )
+}
+
+/// Forwarded as message `OccupancyMaxActiveBlocksWithFlags`.
+#[no_mangle]
+pub unsafe extern "C" fn cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(
+    num_blocks: *mut i32,
+    func: *mut c_void,
+    block_size: i32,
+    dynamic_smem: usize,
+    flags: u32,
+) -> CUresult {
+    rt::export(
+        "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags",
+        true,
+        false,
+        move || {
+            if num_blocks.is_null() {
+                return Err(CuError::INVALID_VALUE);
+            }
+            let req = OccupancyMaxActiveBlocksWithFlagsReq {
+                func: func as u64,
+                block_size,
+                dynamic_smem: dynamic_smem as u64,
+                flags,
+            };
+            let Reply::OccupancyMaxActiveBlocksWithFlags(rep) =
+                rt::call(Request::OccupancyMaxActiveBlocksWithFlags(req))?
+            else {
+                return Err(rt::mismatch(
+                    "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags",
+                ));
+            };
+            // SAFETY: checked non-null above; points to a caller-owned result slot.
+            unsafe { num_blocks.write(rep.num_blocks) };
+            Ok(())
+        },
+    )
+}
+
+/// Forwarded as message `OccupancyAvailableDynamicSMem`.
+#[no_mangle]
+pub unsafe extern "C" fn cuOccupancyAvailableDynamicSMemPerBlock(
+    dynamic_smem: *mut usize,
+    func: *mut c_void,
+    num_blocks: i32,
+    block_size: i32,
+) -> CUresult {
+    rt::export(
+        "cuOccupancyAvailableDynamicSMemPerBlock",
+        true,
+        false,
+        move || {
+            if dynamic_smem.is_null() {
+                return Err(CuError::INVALID_VALUE);
+            }
+            let req = OccupancyAvailableDynamicSMemReq {
+                func: func as u64,
+                num_blocks,
+                block_size,
+            };
+            let Reply::OccupancyAvailableDynamicSMem(rep) =
+                rt::call(Request::OccupancyAvailableDynamicSMem(req))?
+            else {
+                return Err(rt::mismatch("cuOccupancyAvailableDynamicSMemPerBlock"));
+            };
+            // SAFETY: checked non-null above; points to a caller-owned result slot.
+            unsafe { dynamic_smem.write(rep.dynamic_smem as usize) };
+            Ok(())
+        },
+    )
+}
+
 /// Hand-written: `crate::custom::cu_init`.
 #[no_mangle]
 pub unsafe extern "C" fn cuInit(flags: u32) -> CUresult {
@@ -2410,6 +2847,357 @@ pub unsafe extern "C" fn cuMemcpyPeer_ptds(
     })
 }
 
+/// Hand-written: `crate::custom::cu_module_load_data`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleLoadData(
+    module: *mut *mut c_void,
+    image: *const c_void,
+) -> CUresult {
+    rt::export("cuModuleLoadData", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_module_load_data(module, image) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_module_load_data_ex`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleLoadDataEx(
+    module: *mut *mut c_void,
+    image: *const c_void,
+    num_options: u32,
+    options: *mut i32,
+    option_values: *mut *mut c_void,
+) -> CUresult {
+    rt::export("cuModuleLoadDataEx", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_module_load_data_ex(
+                module,
+                image,
+                num_options,
+                options,
+                option_values,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_module_load_fat_binary`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleLoadFatBinary(
+    module: *mut *mut c_void,
+    fat_cubin: *const c_void,
+) -> CUresult {
+    rt::export("cuModuleLoadFatBinary", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_module_load_fat_binary(module, fat_cubin) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_module_load`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleLoad(module: *mut *mut c_void, fname: *const c_char) -> CUresult {
+    rt::export("cuModuleLoad", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_module_load(module, fname) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_library_load_data`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLibraryLoadData(
+    library: *mut *mut c_void,
+    code: *const c_void,
+    jit_options: *mut i32,
+    jit_option_values: *mut *mut c_void,
+    num_jit_options: u32,
+    library_options: *mut i32,
+    library_option_values: *mut *mut c_void,
+    num_library_options: u32,
+) -> CUresult {
+    rt::export("cuLibraryLoadData", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_library_load_data(
+                library,
+                code,
+                jit_options,
+                jit_option_values,
+                num_jit_options,
+                library_options,
+                library_option_values,
+                num_library_options,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_library_load_from_file`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLibraryLoadFromFile(
+    library: *mut *mut c_void,
+    file_name: *const c_char,
+    jit_options: *mut i32,
+    jit_option_values: *mut *mut c_void,
+    num_jit_options: u32,
+    library_options: *mut i32,
+    library_option_values: *mut *mut c_void,
+    num_library_options: u32,
+) -> CUresult {
+    rt::export("cuLibraryLoadFromFile", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_library_load_from_file(
+                library,
+                file_name,
+                jit_options,
+                jit_option_values,
+                num_jit_options,
+                library_options,
+                library_option_values,
+                num_library_options,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_kernel_get_function`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelGetFunction(
+    func: *mut *mut c_void,
+    kernel: *mut c_void,
+) -> CUresult {
+    rt::export("cuKernelGetFunction", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_kernel_get_function(func, kernel) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_library_get_module`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLibraryGetModule(
+    module: *mut *mut c_void,
+    library: *mut c_void,
+) -> CUresult {
+    rt::export("cuLibraryGetModule", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_library_get_module(module, library) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_kernel_get_attribute`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelGetAttribute(
+    value: *mut i32,
+    attrib: i32,
+    kernel: *mut c_void,
+    dev: i32,
+) -> CUresult {
+    rt::export("cuKernelGetAttribute", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_kernel_get_attribute(value, attrib, kernel, dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_kernel_set_attribute`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelSetAttribute(
+    attrib: i32,
+    value: i32,
+    kernel: *mut c_void,
+    dev: i32,
+) -> CUresult {
+    rt::export("cuKernelSetAttribute", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_kernel_set_attribute(attrib, value, kernel, dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_func_get_name`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncGetName(name: *mut *const c_char, func: *mut c_void) -> CUresult {
+    rt::export("cuFuncGetName", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_func_get_name(name, func) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_kernel_get_name`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelGetName(
+    name: *mut *const c_char,
+    kernel: *mut c_void,
+) -> CUresult {
+    rt::export("cuKernelGetName", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_kernel_get_name(name, kernel) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_kernel`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchKernel(
+    f: *mut c_void,
+    grid_x: u32,
+    grid_y: u32,
+    grid_z: u32,
+    block_x: u32,
+    block_y: u32,
+    block_z: u32,
+    shared_mem: u32,
+    stream: *mut c_void,
+    kernel_params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchKernel", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_launch_kernel(
+                f,
+                grid_x,
+                grid_y,
+                grid_z,
+                block_x,
+                block_y,
+                block_z,
+                shared_mem,
+                stream,
+                kernel_params,
+                extra,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_kernel`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchKernel_ptsz(
+    f: *mut c_void,
+    grid_x: u32,
+    grid_y: u32,
+    grid_z: u32,
+    block_x: u32,
+    block_y: u32,
+    block_z: u32,
+    shared_mem: u32,
+    stream: *mut c_void,
+    kernel_params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchKernel_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_launch_kernel(
+                f,
+                grid_x,
+                grid_y,
+                grid_z,
+                block_x,
+                block_y,
+                block_z,
+                shared_mem,
+                stream,
+                kernel_params,
+                extra,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_cooperative_kernel`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchCooperativeKernel(
+    f: *mut c_void,
+    grid_x: u32,
+    grid_y: u32,
+    grid_z: u32,
+    block_x: u32,
+    block_y: u32,
+    block_z: u32,
+    shared_mem: u32,
+    stream: *mut c_void,
+    kernel_params: *mut *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchCooperativeKernel", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_launch_cooperative_kernel(
+                f,
+                grid_x,
+                grid_y,
+                grid_z,
+                block_x,
+                block_y,
+                block_z,
+                shared_mem,
+                stream,
+                kernel_params,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_cooperative_kernel`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchCooperativeKernel_ptsz(
+    f: *mut c_void,
+    grid_x: u32,
+    grid_y: u32,
+    grid_z: u32,
+    block_x: u32,
+    block_y: u32,
+    block_z: u32,
+    shared_mem: u32,
+    stream: *mut c_void,
+    kernel_params: *mut *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchCooperativeKernel_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_launch_cooperative_kernel(
+                f,
+                grid_x,
+                grid_y,
+                grid_z,
+                block_x,
+                block_y,
+                block_z,
+                shared_mem,
+                stream,
+                kernel_params,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_kernel_ex`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchKernelEx(
+    config: *const c_void,
+    f: *mut c_void,
+    kernel_params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchKernelEx", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_launch_kernel_ex(config, f, kernel_params, extra) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_kernel_ex`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchKernelEx_ptsz(
+    config: *const c_void,
+    f: *mut c_void,
+    kernel_params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchKernelEx_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_launch_kernel_ex(config, f, kernel_params, extra) }
+    })
+}
+
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
 pub extern "C" fn cuArray3DCreate() -> CUresult {
@@ -2832,36 +3620,6 @@ pub extern "C" fn cuFlushGPUDirectRDMAWrites() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuFuncGetAttribute() -> CUresult {
-    rt::not_supported("cuFuncGetAttribute")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuFuncGetModule() -> CUresult {
-    rt::not_supported("cuFuncGetModule")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuFuncGetName() -> CUresult {
-    rt::not_supported("cuFuncGetName")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuFuncGetParamCount() -> CUresult {
-    rt::not_supported("cuFuncGetParamCount")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuFuncGetParamInfo() -> CUresult {
-    rt::not_supported("cuFuncGetParamInfo")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuFuncIsLoaded() -> CUresult {
     rt::not_supported("cuFuncIsLoaded")
 }
@@ -2874,20 +3632,8 @@ pub extern "C" fn cuFuncLoad() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuFuncSetAttribute() -> CUresult {
-    rt::not_supported("cuFuncSetAttribute")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuFuncSetBlockShape() -> CUresult {
     rt::not_supported("cuFuncSetBlockShape")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuFuncSetCacheConfig() -> CUresult {
-    rt::not_supported("cuFuncSetCacheConfig")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -3666,48 +4412,6 @@ pub extern "C" fn cuIpcOpenMemHandle_v2() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuKernelGetAttribute() -> CUresult {
-    rt::not_supported("cuKernelGetAttribute")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuKernelGetFunction() -> CUresult {
-    rt::not_supported("cuKernelGetFunction")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuKernelGetLibrary() -> CUresult {
-    rt::not_supported("cuKernelGetLibrary")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuKernelGetName() -> CUresult {
-    rt::not_supported("cuKernelGetName")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuKernelGetParamCount() -> CUresult {
-    rt::not_supported("cuKernelGetParamCount")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuKernelGetParamInfo() -> CUresult {
-    rt::not_supported("cuKernelGetParamInfo")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuKernelSetAttribute() -> CUresult {
-    rt::not_supported("cuKernelSetAttribute")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuKernelSetCacheConfig() -> CUresult {
     rt::not_supported("cuKernelSetCacheConfig")
 }
@@ -3720,20 +4424,8 @@ pub extern "C" fn cuLaunch() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuLaunchCooperativeKernel() -> CUresult {
-    rt::not_supported("cuLaunchCooperativeKernel")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuLaunchCooperativeKernelMultiDevice() -> CUresult {
     rt::not_supported("cuLaunchCooperativeKernelMultiDevice")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchCooperativeKernel_ptsz() -> CUresult {
-    rt::not_supported("cuLaunchCooperativeKernel_ptsz")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -3774,44 +4466,8 @@ pub extern "C" fn cuLaunchHostFunc_v2_ptsz() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuLaunchKernel() -> CUresult {
-    rt::not_supported("cuLaunchKernel")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchKernelEx() -> CUresult {
-    rt::not_supported("cuLaunchKernelEx")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchKernelEx_ptsz() -> CUresult {
-    rt::not_supported("cuLaunchKernelEx_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchKernel_ptsz() -> CUresult {
-    rt::not_supported("cuLaunchKernel_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuLibraryEnumerateKernels() -> CUresult {
     rt::not_supported("cuLibraryEnumerateKernels")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLibraryGetGlobal() -> CUresult {
-    rt::not_supported("cuLibraryGetGlobal")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLibraryGetKernel() -> CUresult {
-    rt::not_supported("cuLibraryGetKernel")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -3828,32 +4484,8 @@ pub extern "C" fn cuLibraryGetManaged() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuLibraryGetModule() -> CUresult {
-    rt::not_supported("cuLibraryGetModule")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuLibraryGetUnifiedFunction() -> CUresult {
     rt::not_supported("cuLibraryGetUnifiedFunction")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLibraryLoadData() -> CUresult {
-    rt::not_supported("cuLibraryLoadData")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLibraryLoadFromFile() -> CUresult {
-    rt::not_supported("cuLibraryLoadFromFile")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLibraryUnload() -> CUresult {
-    rt::not_supported("cuLibraryUnload")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -4776,12 +5408,6 @@ pub extern "C" fn cuModuleEnumerateFunctions() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuModuleGetFunction() -> CUresult {
-    rt::not_supported("cuModuleGetFunction")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuModuleGetFunctionCount() -> CUresult {
     rt::not_supported("cuModuleGetFunctionCount")
 }
@@ -4790,12 +5416,6 @@ pub extern "C" fn cuModuleGetFunctionCount() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuModuleGetGlobal() -> CUresult {
     rt::not_supported("cuModuleGetGlobal")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuModuleGetGlobal_v2() -> CUresult {
-    rt::not_supported("cuModuleGetGlobal_v2")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -4814,36 +5434,6 @@ pub extern "C" fn cuModuleGetSurfRef() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuModuleGetTexRef() -> CUresult {
     rt::not_supported("cuModuleGetTexRef")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuModuleLoad() -> CUresult {
-    rt::not_supported("cuModuleLoad")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuModuleLoadData() -> CUresult {
-    rt::not_supported("cuModuleLoadData")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuModuleLoadDataEx() -> CUresult {
-    rt::not_supported("cuModuleLoadDataEx")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuModuleLoadFatBinary() -> CUresult {
-    rt::not_supported("cuModuleLoadFatBinary")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuModuleUnload() -> CUresult {
-    rt::not_supported("cuModuleUnload")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -4892,24 +5482,6 @@ pub extern "C" fn cuMulticastGetGranularity() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuMulticastUnbind() -> CUresult {
     rt::not_supported("cuMulticastUnbind")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuOccupancyAvailableDynamicSMemPerBlock() -> CUresult {
-    rt::not_supported("cuOccupancyAvailableDynamicSMemPerBlock")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuOccupancyMaxActiveBlocksPerMultiprocessor() -> CUresult {
-    rt::not_supported("cuOccupancyMaxActiveBlocksPerMultiprocessor")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags() -> CUresult {
-    rt::not_supported("cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -6489,11 +7061,37 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuEventRecordWithFlags_ptsz"
             | "cuEventRecord_ptsz"
             | "cuEventSynchronize"
+            | "cuFuncGetAttribute"
+            | "cuFuncGetModule"
+            | "cuFuncGetName"
+            | "cuFuncGetParamCount"
+            | "cuFuncGetParamInfo"
+            | "cuFuncSetAttribute"
+            | "cuFuncSetCacheConfig"
             | "cuGetErrorName"
             | "cuGetErrorString"
             | "cuGetProcAddress"
             | "cuGetProcAddress_v2"
             | "cuInit"
+            | "cuKernelGetAttribute"
+            | "cuKernelGetFunction"
+            | "cuKernelGetLibrary"
+            | "cuKernelGetName"
+            | "cuKernelGetParamCount"
+            | "cuKernelGetParamInfo"
+            | "cuKernelSetAttribute"
+            | "cuLaunchCooperativeKernel"
+            | "cuLaunchCooperativeKernel_ptsz"
+            | "cuLaunchKernel"
+            | "cuLaunchKernelEx"
+            | "cuLaunchKernelEx_ptsz"
+            | "cuLaunchKernel_ptsz"
+            | "cuLibraryGetGlobal"
+            | "cuLibraryGetKernel"
+            | "cuLibraryGetModule"
+            | "cuLibraryLoadData"
+            | "cuLibraryLoadFromFile"
+            | "cuLibraryUnload"
             | "cuMemAllocHost_v2"
             | "cuMemAllocPitch_v2"
             | "cuMemAlloc_v2"
@@ -6554,6 +7152,16 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuMemsetD8Async_ptsz"
             | "cuMemsetD8_v2"
             | "cuMemsetD8_v2_ptds"
+            | "cuModuleGetFunction"
+            | "cuModuleGetGlobal_v2"
+            | "cuModuleLoad"
+            | "cuModuleLoadData"
+            | "cuModuleLoadDataEx"
+            | "cuModuleLoadFatBinary"
+            | "cuModuleUnload"
+            | "cuOccupancyAvailableDynamicSMemPerBlock"
+            | "cuOccupancyMaxActiveBlocksPerMultiprocessor"
+            | "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags"
             | "cuStreamCreate"
             | "cuStreamCreateWithPriority"
             | "cuStreamDestroy_v2"

@@ -112,3 +112,28 @@ pub fn show(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// Compiles `tests/kernels/<name>.cu` with the pinned nvcc into `kind` ("ptx", "fatbin", "cubin")
+/// for sm_75 and returns the file.
+pub fn kernel_module(name: &str, kind: &str) -> PathBuf {
+    let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out_dir = target_dir().join("rgpu-test-programs");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join(format!("{name}.{kind}"));
+    let src = root().join(format!("tests/kernels/{name}.cu"));
+    let o = Command::new(cuda_home().join("bin/nvcc"))
+        .arg(format!("-{kind}"))
+        .args(["-O3", "-arch=sm_75"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("running nvcc");
+    assert!(
+        o.status.success(),
+        "nvcc {}:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
