@@ -834,8 +834,39 @@ impl Handler for Session {
         Ok(CtxDestroyRep {})
     }
 
+    fn device_primary_ctx_handle(
+        &self,
+        _cx: &Cx,
+        req: DevicePrimaryCtxHandleReq,
+    ) -> CuResult<DevicePrimaryCtxHandleRep> {
+        self.device(req.dev)?;
+        let mut st = self.st();
+        let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
+            handle: new_handle(),
+            refs: 0,
+            flags: 0,
+        });
+        Ok(DevicePrimaryCtxHandleRep { ctx: p.handle })
+    }
+
     fn ctx_info(&self, _cx: &Cx, req: CtxInfoReq) -> CuResult<CtxInfoRep> {
         let st = self.st();
+        // An inactive primary context is still a valid handle (cudart makes it current, then
+        // retains it).
+        if !st.contexts.contains_key(&req.ctx) {
+            if let Some((dev, p)) = st
+                .primaries
+                .iter()
+                .find(|(_, p)| p.handle == req.ctx && req.ctx != 0)
+            {
+                return Ok(CtxInfoRep {
+                    device: *dev,
+                    flags: p.flags,
+                    id: 0,
+                    api_version: 3020,
+                });
+            }
+        }
         let c = self.ctx_of(&st, req.ctx)?;
         Ok(CtxInfoRep {
             device: c.device,

@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x6c26e5cbfff98a1a;
+pub const SPEC_HASH: u64 = 0x4d3104a3dbe1cf86;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -241,6 +241,18 @@ pub struct DevicePrimaryCtxSetFlagsReq {
 /// Reply of message DevicePrimaryCtxSetFlags (opcode 34).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DevicePrimaryCtxSetFlagsRep {}
+
+/// Request of message DevicePrimaryCtxHandle (opcode 35).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DevicePrimaryCtxHandleReq {
+    pub dev: i32,
+}
+
+/// Reply of message DevicePrimaryCtxHandle (opcode 35).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DevicePrimaryCtxHandleRep {
+    pub ctx: u64,
+}
 
 /// Request of message CtxCreate (opcode 40).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -1144,6 +1156,7 @@ pub enum Request {
     DevicePrimaryCtxReset(DevicePrimaryCtxResetReq),
     DevicePrimaryCtxGetState(DevicePrimaryCtxGetStateReq),
     DevicePrimaryCtxSetFlags(DevicePrimaryCtxSetFlagsReq),
+    DevicePrimaryCtxHandle(DevicePrimaryCtxHandleReq),
     CtxCreate(CtxCreateReq),
     CtxDestroy(CtxDestroyReq),
     CtxInfo(CtxInfoReq),
@@ -1239,6 +1252,7 @@ impl Request {
             Request::DevicePrimaryCtxReset(_) => 32,
             Request::DevicePrimaryCtxGetState(_) => 33,
             Request::DevicePrimaryCtxSetFlags(_) => 34,
+            Request::DevicePrimaryCtxHandle(_) => 35,
             Request::CtxCreate(_) => 40,
             Request::CtxDestroy(_) => 41,
             Request::CtxInfo(_) => 42,
@@ -1334,6 +1348,7 @@ impl Request {
             Request::DevicePrimaryCtxReset(_) => "DevicePrimaryCtxReset",
             Request::DevicePrimaryCtxGetState(_) => "DevicePrimaryCtxGetState",
             Request::DevicePrimaryCtxSetFlags(_) => "DevicePrimaryCtxSetFlags",
+            Request::DevicePrimaryCtxHandle(_) => "DevicePrimaryCtxHandle",
             Request::CtxCreate(_) => "CtxCreate",
             Request::CtxDestroy(_) => "CtxDestroy",
             Request::CtxInfo(_) => "CtxInfo",
@@ -1429,6 +1444,7 @@ impl Request {
             Request::DevicePrimaryCtxReset(m) => postcard::to_extend(m, out),
             Request::DevicePrimaryCtxGetState(m) => postcard::to_extend(m, out),
             Request::DevicePrimaryCtxSetFlags(m) => postcard::to_extend(m, out),
+            Request::DevicePrimaryCtxHandle(m) => postcard::to_extend(m, out),
             Request::CtxCreate(m) => postcard::to_extend(m, out),
             Request::CtxDestroy(m) => postcard::to_extend(m, out),
             Request::CtxInfo(m) => postcard::to_extend(m, out),
@@ -1538,6 +1554,9 @@ impl Request {
                 body,
             )?)),
             34 => Ok(Request::DevicePrimaryCtxSetFlags(crate::wire::body_from(
+                body,
+            )?)),
+            35 => Ok(Request::DevicePrimaryCtxHandle(crate::wire::body_from(
                 body,
             )?)),
             40 => Ok(Request::CtxCreate(crate::wire::body_from(body)?)),
@@ -1650,6 +1669,7 @@ impl Request {
             Request::DevicePrimaryCtxReset(Default::default()),
             Request::DevicePrimaryCtxGetState(Default::default()),
             Request::DevicePrimaryCtxSetFlags(Default::default()),
+            Request::DevicePrimaryCtxHandle(Default::default()),
             Request::CtxCreate(Default::default()),
             Request::CtxDestroy(Default::default()),
             Request::CtxInfo(Default::default()),
@@ -1746,6 +1766,7 @@ pub enum Reply {
     DevicePrimaryCtxReset(DevicePrimaryCtxResetRep),
     DevicePrimaryCtxGetState(DevicePrimaryCtxGetStateRep),
     DevicePrimaryCtxSetFlags(DevicePrimaryCtxSetFlagsRep),
+    DevicePrimaryCtxHandle(DevicePrimaryCtxHandleRep),
     CtxCreate(CtxCreateRep),
     CtxDestroy(CtxDestroyRep),
     CtxInfo(CtxInfoRep),
@@ -1841,6 +1862,7 @@ impl Reply {
             Reply::DevicePrimaryCtxReset(_) => 32,
             Reply::DevicePrimaryCtxGetState(_) => 33,
             Reply::DevicePrimaryCtxSetFlags(_) => 34,
+            Reply::DevicePrimaryCtxHandle(_) => 35,
             Reply::CtxCreate(_) => 40,
             Reply::CtxDestroy(_) => 41,
             Reply::CtxInfo(_) => 42,
@@ -1936,6 +1958,7 @@ impl Reply {
             Reply::DevicePrimaryCtxReset(_) => "DevicePrimaryCtxReset",
             Reply::DevicePrimaryCtxGetState(_) => "DevicePrimaryCtxGetState",
             Reply::DevicePrimaryCtxSetFlags(_) => "DevicePrimaryCtxSetFlags",
+            Reply::DevicePrimaryCtxHandle(_) => "DevicePrimaryCtxHandle",
             Reply::CtxCreate(_) => "CtxCreate",
             Reply::CtxDestroy(_) => "CtxDestroy",
             Reply::CtxInfo(_) => "CtxInfo",
@@ -2031,6 +2054,7 @@ impl Reply {
             Reply::DevicePrimaryCtxReset(m) => postcard::to_extend(m, out),
             Reply::DevicePrimaryCtxGetState(m) => postcard::to_extend(m, out),
             Reply::DevicePrimaryCtxSetFlags(m) => postcard::to_extend(m, out),
+            Reply::DevicePrimaryCtxHandle(m) => postcard::to_extend(m, out),
             Reply::CtxCreate(m) => postcard::to_extend(m, out),
             Reply::CtxDestroy(m) => postcard::to_extend(m, out),
             Reply::CtxInfo(m) => postcard::to_extend(m, out),
@@ -2136,6 +2160,7 @@ impl Reply {
             34 => Ok(Reply::DevicePrimaryCtxSetFlags(crate::wire::body_from(
                 body,
             )?)),
+            35 => Ok(Reply::DevicePrimaryCtxHandle(crate::wire::body_from(body)?)),
             40 => Ok(Reply::CtxCreate(crate::wire::body_from(body)?)),
             41 => Ok(Reply::CtxDestroy(crate::wire::body_from(body)?)),
             42 => Ok(Reply::CtxInfo(crate::wire::body_from(body)?)),
@@ -2242,6 +2267,7 @@ impl Reply {
             Reply::DevicePrimaryCtxReset(Default::default()),
             Reply::DevicePrimaryCtxGetState(Default::default()),
             Reply::DevicePrimaryCtxSetFlags(Default::default()),
+            Reply::DevicePrimaryCtxHandle(Default::default()),
             Reply::CtxCreate(Default::default()),
             Reply::CtxDestroy(Default::default()),
             Reply::CtxInfo(Default::default()),
@@ -2426,6 +2452,12 @@ pub trait Handler {
         cx: &Self::Cx,
         req: DevicePrimaryCtxSetFlagsReq,
     ) -> Result<DevicePrimaryCtxSetFlagsRep, CuError>;
+    /// Handles DevicePrimaryCtxHandle.
+    fn device_primary_ctx_handle(
+        &self,
+        cx: &Self::Cx,
+        req: DevicePrimaryCtxHandleReq,
+    ) -> Result<DevicePrimaryCtxHandleRep, CuError>;
     /// Handles CtxCreate.
     fn ctx_create(&self, cx: &Self::Cx, req: CtxCreateReq) -> Result<CtxCreateRep, CuError>;
     /// Handles CtxDestroy.
@@ -2788,6 +2820,9 @@ pub fn dispatch<H: Handler + ?Sized>(h: &H, cx: &H::Cx, req: Request) -> Result<
         Request::DevicePrimaryCtxSetFlags(r) => h
             .device_primary_ctx_set_flags(cx, r)
             .map(Reply::DevicePrimaryCtxSetFlags),
+        Request::DevicePrimaryCtxHandle(r) => h
+            .device_primary_ctx_handle(cx, r)
+            .map(Reply::DevicePrimaryCtxHandle),
         Request::CtxCreate(r) => h.ctx_create(cx, r).map(Reply::CtxCreate),
         Request::CtxDestroy(r) => h.ctx_destroy(cx, r).map(Reply::CtxDestroy),
         Request::CtxInfo(r) => h.ctx_info(cx, r).map(Reply::CtxInfo),
@@ -2908,6 +2943,7 @@ pub const MESSAGES: &[(u32, &str)] = &[
     (32, "DevicePrimaryCtxReset"),
     (33, "DevicePrimaryCtxGetState"),
     (34, "DevicePrimaryCtxSetFlags"),
+    (35, "DevicePrimaryCtxHandle"),
     (40, "CtxCreate"),
     (41, "CtxDestroy"),
     (42, "CtxInfo"),

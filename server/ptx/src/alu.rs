@@ -737,7 +737,9 @@ fn soft(op: FOp, a: f64, b: f64, c: f64, f: Fmt, rnd: Rounding) -> u64 {
 /// (`b`, `c` for sqrt/rcp; `c` except for fma).
 ///
 /// Every mode is correctly rounded: `.rn` uses the host's IEEE f32 operations; `.rz/.rm/.rp`
-/// (and `.rna`, which PTX arithmetic does not have) use the exact soft-float path. `.ftz` flushes
+/// add/sub/mul/fma use exact f64 arithmetic plus TwoSum to find the rounding direction, and
+/// div/sqrt/rcp (and `.rna`, which PTX arithmetic does not have) use the exact soft-float core.
+/// `.ftz` flushes
 /// subnormal inputs before, and subnormal results after, the operation. NaN results are the
 /// canonical `0x7fffffff`. Integer-rounding variants are treated as their float direction.
 #[inline]
@@ -1428,7 +1430,8 @@ pub fn cvt(value: u64, dst: Type, src: Type, rnd: Option<Rounding>, ftz: bool, s
                     (true, 32) => r.clamp(i32::MIN as i64, i32::MAX as i64) as u32 as u64,
                     (false, 32) => r.clamp(0, u32::MAX as i64) as u64,
                     (true, _) => r as u64,
-                    (false, _) if x >= 18_446_744_073_709_551_616.0 => u64::MAX,
+                    // At or above 2^62 the value is integral: the saturating cast is exact.
+                    (false, _) if x >= 4_611_686_018_427_387_904.0 => x as u64,
                     (false, _) => r.max(0) as u64,
                 };
             }

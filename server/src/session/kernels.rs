@@ -407,7 +407,9 @@ impl Session {
         }
         let warps = (block_size as u32).div_ceil(32);
         let by_threads = 32 / warps;
-        let by_smem = (SMEM_OPTIN as u64).checked_div(smem).map_or(16, |v| v as u32);
+        let by_smem = (SMEM_OPTIN as u64)
+            .checked_div(smem)
+            .map_or(16, |v| v as u32);
         Ok(by_threads.min(by_smem).min(16) as i32)
     }
 

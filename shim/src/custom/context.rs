@@ -93,6 +93,7 @@ pub unsafe fn cu_ctx_destroy_v2(ctx: *mut c_void) -> CuResult<()> {
     }
     let c = ctx as u64;
     rt::call_in(c, Request::CtxDestroy(CtxDestroyReq { ctx: c }))?;
+    crate::custom::run_cls_destructors(c);
     rt::with_ctx_stack(|s| s.retain(|&x| x != c));
     Ok(())
 }

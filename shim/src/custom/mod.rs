@@ -1,6 +1,7 @@
 //! Hand-written exports (`custom` in `protocol/api/driver.api`), by API area.
 
 mod context;
+mod dark;
 mod host;
 mod init;
 mod launch;
@@ -8,6 +9,7 @@ mod memory;
 mod module;
 
 pub use context::*;
+pub use dark::*;
 pub use host::*;
 pub use init::*;
 pub use launch::*;

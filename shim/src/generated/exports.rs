@@ -333,32 +333,6 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: i32) -> CUresult {
     })
 }
 
-/// Forwarded as message `DevicePrimaryCtxReset`.
-#[no_mangle]
-pub unsafe extern "C" fn cuDevicePrimaryCtxReset(dev: i32) -> CUresult {
-    rt::export("cuDevicePrimaryCtxReset", true, false, move || {
-        let req = DevicePrimaryCtxResetReq { dev };
-        let Reply::DevicePrimaryCtxReset(_rep) = rt::call(Request::DevicePrimaryCtxReset(req))?
-        else {
-            return Err(rt::mismatch("cuDevicePrimaryCtxReset"));
-        };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `DevicePrimaryCtxReset`.
-#[no_mangle]
-pub unsafe extern "C" fn cuDevicePrimaryCtxReset_v2(dev: i32) -> CUresult {
-    rt::export("cuDevicePrimaryCtxReset_v2", true, false, move || {
-        let req = DevicePrimaryCtxResetReq { dev };
-        let Reply::DevicePrimaryCtxReset(_rep) = rt::call(Request::DevicePrimaryCtxReset(req))?
-        else {
-            return Err(rt::mismatch("cuDevicePrimaryCtxReset_v2"));
-        };
-        Ok(())
-    })
-}
-
 /// Forwarded as message `DevicePrimaryCtxGetState`.
 #[no_mangle]
 pub unsafe extern "C" fn cuDevicePrimaryCtxGetState(
@@ -2493,6 +2467,24 @@ pub unsafe extern "C" fn cuDeviceGetProperties(prop: *mut c_void, dev: i32) -> C
     })
 }
 
+/// Hand-written: `crate::custom::cu_device_primary_ctx_reset`.
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxReset(dev: i32) -> CUresult {
+    rt::export("cuDevicePrimaryCtxReset", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_device_primary_ctx_reset(dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_device_primary_ctx_reset`.
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxReset_v2(dev: i32) -> CUresult {
+    rt::export("cuDevicePrimaryCtxReset_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_device_primary_ctx_reset(dev) }
+    })
+}
+
 /// Hand-written: `crate::custom::cu_ctx_create_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxCreate_v2(pctx: *mut *mut c_void, flags: u32, dev: i32) -> CUresult {
@@ -3198,6 +3190,106 @@ pub unsafe extern "C" fn cuLaunchKernelEx_ptsz(
     })
 }
 
+/// Hand-written: `crate::custom::cu_get_export_table`.
+#[no_mangle]
+pub unsafe extern "C" fn cuGetExportTable(table: *mut *const c_void, id: *const u8) -> CUresult {
+    rt::export("cuGetExportTable", false, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_get_export_table(table, id) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_module_get_loading_mode`.
+#[no_mangle]
+pub unsafe extern "C" fn cuModuleGetLoadingMode(mode: *mut i32) -> CUresult {
+    rt::export("cuModuleGetLoadingMode", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_module_get_loading_mode(mode) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_host_func`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchHostFunc(
+    stream: *mut c_void,
+    func: *mut c_void,
+    user_data: *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchHostFunc", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_launch_host_func(stream, func, user_data) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_host_func`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchHostFunc_ptsz(
+    stream: *mut c_void,
+    func: *mut c_void,
+    user_data: *mut c_void,
+) -> CUresult {
+    rt::export("cuLaunchHostFunc_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_launch_host_func(stream, func, user_data) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_host_func_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchHostFunc_v2(
+    stream: *mut c_void,
+    func: *mut c_void,
+    user_data: *mut c_void,
+    sync_mode: u32,
+) -> CUresult {
+    rt::export("cuLaunchHostFunc_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_launch_host_func_v2(stream, func, user_data, sync_mode) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_launch_host_func_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuLaunchHostFunc_v2_ptsz(
+    stream: *mut c_void,
+    func: *mut c_void,
+    user_data: *mut c_void,
+    sync_mode: u32,
+) -> CUresult {
+    rt::export("cuLaunchHostFunc_v2_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_launch_host_func_v2(stream, func, user_data, sync_mode) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_add_callback`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamAddCallback(
+    stream: *mut c_void,
+    callback: *mut c_void,
+    user_data: *mut c_void,
+    flags: u32,
+) -> CUresult {
+    rt::export("cuStreamAddCallback", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_stream_add_callback(stream, callback, user_data, flags) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_add_callback`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamAddCallback_ptsz(
+    stream: *mut c_void,
+    callback: *mut c_void,
+    user_data: *mut c_void,
+    flags: u32,
+) -> CUresult {
+    rt::export("cuStreamAddCallback_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_stream_add_callback(stream, callback, user_data, flags) }
+    })
+}
+
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
 pub extern "C" fn cuArray3DCreate() -> CUresult {
@@ -3646,12 +3738,6 @@ pub extern "C" fn cuFuncSetSharedMemConfig() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuFuncSetSharedSize() -> CUresult {
     rt::not_supported("cuFuncSetSharedSize")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuGetExportTable() -> CUresult {
-    rt::not_supported("cuGetExportTable")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -4438,30 +4524,6 @@ pub extern "C" fn cuLaunchGrid() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuLaunchGridAsync() -> CUresult {
     rt::not_supported("cuLaunchGridAsync")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchHostFunc() -> CUresult {
-    rt::not_supported("cuLaunchHostFunc")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchHostFunc_ptsz() -> CUresult {
-    rt::not_supported("cuLaunchHostFunc_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchHostFunc_v2() -> CUresult {
-    rt::not_supported("cuLaunchHostFunc_v2")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuLaunchHostFunc_v2_ptsz() -> CUresult {
-    rt::not_supported("cuLaunchHostFunc_v2_ptsz")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -5420,12 +5482,6 @@ pub extern "C" fn cuModuleGetGlobal() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuModuleGetLoadingMode() -> CUresult {
-    rt::not_supported("cuModuleGetLoadingMode")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuModuleGetSurfRef() -> CUresult {
     rt::not_supported("cuModuleGetSurfRef")
 }
@@ -5566,18 +5622,6 @@ pub extern "C" fn cuSignalExternalSemaphoresAsync() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuSignalExternalSemaphoresAsync_ptsz() -> CUresult {
     rt::not_supported("cuSignalExternalSemaphoresAsync_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamAddCallback() -> CUresult {
-    rt::not_supported("cuStreamAddCallback")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamAddCallback_ptsz() -> CUresult {
-    rt::not_supported("cuStreamAddCallback_ptsz")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -7070,6 +7114,7 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuFuncSetCacheConfig"
             | "cuGetErrorName"
             | "cuGetErrorString"
+            | "cuGetExportTable"
             | "cuGetProcAddress"
             | "cuGetProcAddress_v2"
             | "cuInit"
@@ -7082,6 +7127,10 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuKernelSetAttribute"
             | "cuLaunchCooperativeKernel"
             | "cuLaunchCooperativeKernel_ptsz"
+            | "cuLaunchHostFunc"
+            | "cuLaunchHostFunc_ptsz"
+            | "cuLaunchHostFunc_v2"
+            | "cuLaunchHostFunc_v2_ptsz"
             | "cuLaunchKernel"
             | "cuLaunchKernelEx"
             | "cuLaunchKernelEx_ptsz"
@@ -7154,6 +7203,7 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuMemsetD8_v2_ptds"
             | "cuModuleGetFunction"
             | "cuModuleGetGlobal_v2"
+            | "cuModuleGetLoadingMode"
             | "cuModuleLoad"
             | "cuModuleLoadData"
             | "cuModuleLoadDataEx"
@@ -7162,6 +7212,8 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuOccupancyAvailableDynamicSMemPerBlock"
             | "cuOccupancyMaxActiveBlocksPerMultiprocessor"
             | "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags"
+            | "cuStreamAddCallback"
+            | "cuStreamAddCallback_ptsz"
             | "cuStreamCreate"
             | "cuStreamCreateWithPriority"
             | "cuStreamDestroy_v2"

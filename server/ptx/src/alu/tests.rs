@@ -1989,11 +1989,31 @@ fn alu_f32_to_f16_fast_path_exhaustive() {
 fn alu_cvt_f32_to_int_fast_path_matches_f64_path() {
     use Type::*;
     let mut rng = Rng(0xc47);
-    for i in 0..50_000 {
-        let x = match i % 3 {
-            0 => rng.f32(),
-            1 => f(rng.next() as u32),
-            _ => (rng.next() as i64 as f32) * 2f32.powi(-(rng.below(70) as i32)),
+    let mut edges = vec![f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f(1), 0.0, -0.0];
+    for e in [0, 1, 22, 23, 24, 30, 31, 32, 33, 52, 53, 61, 62, 63, 64, 65] {
+        let p = 2f32.powi(e);
+        for v in [
+            p,
+            next_up32(p),
+            next_down32(p),
+            p + 0.5,
+            p - 0.5,
+            p * 1.5,
+            0.5 * p,
+        ] {
+            edges.push(v);
+            edges.push(-v);
+        }
+    }
+    let n = edges.len();
+    for i in 0..50_000 + n {
+        let x = match edges.get(i) {
+            Some(&e) => e,
+            None => match i % 3 {
+                0 => rng.f32(),
+                1 => f(rng.next() as u32),
+                _ => (rng.next() as i64 as f32) * 2f32.powi(-(rng.below(70) as i32)),
+            },
         };
         if x.is_nan() {
             continue;
