@@ -15,6 +15,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod vm;
+
 #[derive(Parser)]
 #[command(
     name = "rgpu-bench",
@@ -30,6 +32,9 @@ struct Args {
     /// Bytes per bulk transfer.
     #[arg(long, default_value_t = 64 << 20)]
     bulk: usize,
+    /// Only the CPU device's interpreter benchmarks (no network).
+    #[arg(long)]
+    vm_only: bool,
 }
 
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
@@ -96,6 +101,17 @@ fn tcp_floor(iters: usize, bulk: usize) -> Result<((f64, f64), f64)> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    println!("| CPU-device interpreter | value | unit |");
+    println!("|---|---|---|");
+    for w in [1, rgpu_ptx::vm::default_workers()] {
+        for (what, v, unit) in vm::run(w) {
+            println!("| {what} | {v:.1} | {unit} |");
+        }
+    }
+    println!();
+    if args.vm_only {
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -21,6 +21,8 @@ const CUDA_WHEELS: &[&str] = &[
     "nvidia-cuda-runtime==13.5.37",
     "nvidia-cuda-crt==13.5.37",
     "nvidia-cuda-cccl==13.3.5.0.6",
+    // The CUDA 12 runtime (static cudart 12.9) for the 12.x half of the runtime-program corpus.
+    "nvidia-cuda-runtime-cu12==12.9.79",
 ];
 
 fn root() -> PathBuf {

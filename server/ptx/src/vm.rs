@@ -642,6 +642,22 @@ impl<'a> BlockRunner<'a> {
                 }
             }
             Op::Tern { d, a, b, c, f } => {
+                if eff == u32::MAX {
+                    if let (Src::R(ra), Src::R(rbb)) = (a, b) {
+                        let (x, y) = (w.regs[rb + *ra as usize], w.regs[rb + *rbb as usize]);
+                        let z: [u64; 32] = match c {
+                            Src::R(rc) => w.regs[rb + *rc as usize],
+                            Src::I(v) => [*v; 32],
+                            Src::Sp(_) => std::array::from_fn(|l| self.val(w, rb, *c, l)),
+                        };
+                        let dst = &mut w.regs[rb + *d as usize];
+                        for l in 0..32 {
+                            dst[l] = f(x[l], y[l], z[l]);
+                        }
+                        w.frames[fi].uniform = Some(next);
+                        return Ok(true);
+                    }
+                }
                 for l in lane_iter(eff) {
                     let v = f(
                         self.val(w, rb, *a, l),

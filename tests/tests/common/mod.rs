@@ -137,3 +137,58 @@ pub fn kernel_module(name: &str, kind: &str) -> PathBuf {
     );
     out
 }
+
+/// Which static cudart a runtime-API test program links.
+#[derive(Clone, Copy, Debug)]
+pub enum Runtime {
+    /// nvcc 13.5 with its own static cudart 13.5 (nvcc's default).
+    Cuda13,
+    /// Objects from nvcc 13.5 linked by g++ against static cudart 12.9.
+    Cuda12,
+}
+
+/// Builds `tests/programs/cuda/<name>.cu` (default nvcc flags: static cudart, default
+/// architectures plus PTX) for `rt` and returns the executable.
+pub fn cuda_program(name: &str, rt: Runtime) -> PathBuf {
+    let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out_dir = target_dir().join("rgpu-test-programs");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let src = root().join(format!("tests/programs/cuda/{name}.cu"));
+    let nvcc = cuda_home().join("bin/nvcc");
+    let run = |c: &mut Command, what: &str| {
+        let o = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            o.status.success(),
+            "{what} {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    match rt {
+        Runtime::Cuda13 => {
+            let exe = out_dir.join(format!("{name}-cuda13"));
+            run(Command::new(&nvcc).arg(&src).arg("-o").arg(&exe), "nvcc");
+            exe
+        }
+        Runtime::Cuda12 => {
+            let obj = out_dir.join(format!("{name}-cuda12.o"));
+            let exe = out_dir.join(format!("{name}-cuda12"));
+            run(Command::new(&nvcc).arg("-c").arg(&src).arg("-o").arg(&obj), "nvcc -c");
+            let cu12 = cuda_home().parent().unwrap().join("cuda_runtime/lib");
+            assert!(
+                cu12.join("libcudart_static.a").exists(),
+                "static cudart 12 missing in {}: run `cargo xtask setup-cuda`",
+                cu12.display()
+            );
+            run(
+                Command::new("g++")
+                    .arg(&obj)
+                    .arg(format!("-L{}", cu12.display()))
+                    .args(["-lcudart_static", "-lpthread", "-ldl", "-lrt", "-o"])
+                    .arg(&exe),
+                "g++",
+            );
+            exe
+        }
+    }
+}
