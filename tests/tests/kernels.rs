@@ -38,3 +38,33 @@ fn sass_only_cubin_is_refused_with_a_reason() {
     assert!(err.contains("CUDA_ERROR_NO_BINARY_FOR_GPU"), "{}", common::show(&out));
     assert!(err.contains("no PTX"), "{}", common::show(&out));
 }
+
+/// The second process to load an image only sends its hash: the server's image cache answers.
+#[test]
+fn images_are_uploaded_once_per_server() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut cfg = rgpu_server::server::ServerConfig::new(dir.path().join("state"));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.device = rgpu_server::server::DeviceKind::Cpu;
+    let srv = rt.block_on(rgpu_server::server::start(cfg)).unwrap();
+    let module = common::kernel_module("vadd", "fatbin");
+    let exe = common::c_program("launch_vadd");
+    let run = || {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(&module);
+        common::shim_env(&mut cmd, &srv.connection_path);
+        cmd.env("RGPU_TRACE", "1");
+        cmd.output().unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", common::show(&first));
+    let t1 = String::from_utf8_lossy(&first.stderr).to_string();
+    assert!(t1.contains("error: 4294967295"), "first load must ship the image:\n{t1}");
+    let second = run();
+    assert!(second.status.success(), "{}", common::show(&second));
+    let t2 = String::from_utf8_lossy(&second.stderr).to_string();
+    assert!(!t2.contains("error: 4294967295"), "second load must hit the cache:\n{t2}");
+    assert!(t2.contains("image: []"), "{t2}");
+}

@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x4d3104a3dbe1cf86;
+pub const SPEC_HASH: u64 = 0x9c25a5b66315cc5c;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -921,6 +921,8 @@ pub struct EventElapsedTimeRep {
 /// Request of message ModuleLoad (opcode 130).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ModuleLoadReq {
+    #[serde(with = "serde_bytes")]
+    pub hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub image: Vec<u8>,
 }

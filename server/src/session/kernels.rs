@@ -23,6 +23,45 @@ pub(super) struct Function {
     cache_config: i32,
 }
 
+/// Parsed modules by SHA-256 of their image, shared by every session of this server, so that an
+/// image is uploaded and parsed once. Bounded by the PTX bytes it holds.
+struct ImageCache {
+    map: HashMap<Vec<u8>, (Arc<rgpu_ptx::ast::Module>, usize)>,
+    order: std::collections::VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+const IMAGE_CACHE_BYTES: usize = 512 << 20;
+
+static IMAGES: std::sync::LazyLock<Mutex<ImageCache>> = std::sync::LazyLock::new(|| {
+    Mutex::new(ImageCache {
+        map: HashMap::new(),
+        order: Default::default(),
+        bytes: 0,
+    })
+});
+
+fn cached_image(hash: &[u8]) -> Option<Arc<rgpu_ptx::ast::Module>> {
+    let c = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+    c.map.get(hash).map(|e| e.0.clone())
+}
+
+fn cache_image(hash: Vec<u8>, ast: Arc<rgpu_ptx::ast::Module>, size: usize) {
+    let mut c = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
+    if c.map.contains_key(&hash) || size > IMAGE_CACHE_BYTES {
+        return;
+    }
+    while c.bytes + size > IMAGE_CACHE_BYTES {
+        let Some(old) = c.order.pop_front() else { break };
+        if let Some((_, n)) = c.map.remove(&old) {
+            c.bytes -= n;
+        }
+    }
+    c.bytes += size;
+    c.order.push_back(hash.clone());
+    c.map.insert(hash, (ast, size));
+}
+
 /// Shared memory a block may use by default and at most (sm_75).
 const SMEM_DEFAULT: u32 = 48 * 1024;
 const SMEM_OPTIN: u32 = 64 * 1024;
@@ -81,16 +120,32 @@ impl Session {
             let st = self.st();
             self.ctx(&st, cx)?.device
         };
-        let ptx = match image::extract_ptx(&req.image) {
-            Ok(p) => p,
-            Err(e @ ImageError::NoPtx { .. }) => {
-                return failed(CuError::NO_BINARY_FOR_GPU, e.to_string())
+        let ast = if req.image.is_empty() {
+            match cached_image(&req.hash) {
+                Some(a) => a,
+                None => {
+                    return Ok(ModuleLoadRep {
+                        module: 0,
+                        error: image::NEED_IMAGE,
+                        log: String::new(),
+                    })
+                }
             }
-            Err(e) => return failed(CuError::INVALID_IMAGE, e.to_string()),
-        };
-        let ast = match rgpu_ptx::parser::parse(&ptx) {
-            Ok(a) => a,
-            Err(e) => return failed(CuError::INVALID_PTX, e.to_string()),
+        } else {
+            let ptx = match image::extract_ptx(&req.image) {
+                Ok(p) => p,
+                Err(e @ ImageError::NoPtx { .. }) => {
+                    return failed(CuError::NO_BINARY_FOR_GPU, e.to_string())
+                }
+                Err(e) => return failed(CuError::INVALID_IMAGE, e.to_string()),
+            };
+            let ast = match rgpu_ptx::parser::parse(&ptx) {
+                Ok(a) => Arc::new(a),
+                Err(e) => return failed(CuError::INVALID_PTX, e.to_string()),
+            };
+            // The key is computed here from the bytes, never taken from the client.
+            cache_image(image::content_hash(&req.image), ast.clone(), ptx.len());
+            ast
         };
         let plans = match decode::plan_globals(&ast) {
             Ok(p) => p,

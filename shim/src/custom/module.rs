@@ -49,11 +49,20 @@ unsafe fn image_bytes(p: *const c_void) -> CuResult<Vec<u8>> {
 }
 
 fn load(image: Vec<u8>) -> Result<u64, (CuError, String)> {
-    let rep = match rt::call(Request::ModuleLoad(ModuleLoadReq { image })) {
-        Ok(Reply::ModuleLoad(r)) => r,
-        Ok(_) => return Err((rt::mismatch("cuModuleLoadData"), String::new())),
-        Err(e) => return Err((e, String::new())),
+    let hash = image::content_hash(&image);
+    let send = |image: Vec<u8>| match rt::call(Request::ModuleLoad(ModuleLoadReq {
+        hash: hash.clone(),
+        image,
+    })) {
+        Ok(Reply::ModuleLoad(r)) => Ok(r),
+        Ok(_) => Err((rt::mismatch("cuModuleLoadData"), String::new())),
+        Err(e) => Err((e, String::new())),
     };
+    // Ask by hash first: the server may have the image already (same program, other process).
+    let mut rep = send(Vec::new())?;
+    if rep.error == image::NEED_IMAGE {
+        rep = send(image)?;
+    }
     match CuError::from_raw(rep.error) {
         None => Ok(rep.module),
         Some(e) => {
