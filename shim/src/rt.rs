@@ -88,6 +88,29 @@ pub fn export(
     code
 }
 
+/// Formats a C string argument for traces (NULL-safe).
+pub struct CStrDbg(pub *const c_char);
+
+impl std::fmt::Debug for CStrDbg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_null() {
+            return f.write_str("NULL");
+        }
+        // SAFETY: only used in trace mode on arguments the CUDA API defines as C strings.
+        let s = unsafe { CStr::from_ptr(self.0) };
+        write!(f, "{:?}", s.to_string_lossy())
+    }
+}
+
+/// In trace mode, logs a hand-written export's arguments (forwarded calls log their request).
+#[inline]
+pub fn trace_args(name: &str, args: impl FnOnce() -> String) {
+    if tracing_calls() {
+        logging();
+        tracing::info!(target: "rgpu_trace", "{name}({})", args());
+    }
+}
+
 /// The body of every function that is not forwarded yet.
 pub fn not_supported(name: &'static str) -> u32 {
     static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);

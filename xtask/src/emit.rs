@@ -427,9 +427,22 @@ pub fn shim(spec: &Spec, facts: &HeaderFacts) -> anyhow::Result<String> {
                 .map(|(n, t)| format!("{}: {t}", snake(n)))
                 .collect();
             let args: Vec<String> = c.params.iter().map(|(n, _)| snake(n)).collect();
+            let trace: Vec<String> = args.iter().map(|a| format!("{a}={{:?}}")).collect();
+            let trace = trace.join(", ");
+            let targs: String = c
+                .params
+                .iter()
+                .map(|(n, t)| {
+                    if t == "*const c_char" {
+                        format!(", rt::CStrDbg({})", snake(n))
+                    } else {
+                        format!(", {}", snake(n))
+                    }
+                })
+                .collect();
             writeln!(
                 o,
-                "/// Hand-written: `crate::custom::{f}`.\n#[no_mangle]\npub unsafe extern \"C\" fn {s}({}) -> CUresult {{\n    rt::export(\"{s}\", {}, {ptds}, move || {{\n        // SAFETY: same contract as the C function; forwarded unchanged.\n        unsafe {{ crate::custom::{f}({}) }}\n    }})\n}}\n",
+                "/// Hand-written: `crate::custom::{f}`.\n#[no_mangle]\npub unsafe extern \"C\" fn {s}({}) -> CUresult {{\n    rt::trace_args(\"{s}\", || format!(\"{trace}\"{targs}));\n    rt::export(\"{s}\", {}, {ptds}, move || {{\n        // SAFETY: same contract as the C function; forwarded unchanged.\n        unsafe {{ crate::custom::{f}({}) }}\n    }})\n}}\n",
                 params.join(", "),
                 !c.noinit,
                 args.join(", "),

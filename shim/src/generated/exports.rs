@@ -2396,6 +2396,7 @@ pub unsafe extern "C" fn cuOccupancyAvailableDynamicSMemPerBlock(
 /// Hand-written: `crate::custom::cu_init`.
 #[no_mangle]
 pub unsafe extern "C" fn cuInit(flags: u32) -> CUresult {
+    rt::trace_args("cuInit", || format!("flags={:?}", flags));
     rt::export("cuInit", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_init(flags) }
@@ -2405,6 +2406,7 @@ pub unsafe extern "C" fn cuInit(flags: u32) -> CUresult {
 /// Hand-written: `crate::custom::cu_driver_get_version`.
 #[no_mangle]
 pub unsafe extern "C" fn cuDriverGetVersion(version: *mut i32) -> CUresult {
+    rt::trace_args("cuDriverGetVersion", || format!("version={:?}", version));
     rt::export("cuDriverGetVersion", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_driver_get_version(version) }
@@ -2414,6 +2416,9 @@ pub unsafe extern "C" fn cuDriverGetVersion(version: *mut i32) -> CUresult {
 /// Hand-written: `crate::custom::cu_get_error_string`.
 #[no_mangle]
 pub unsafe extern "C" fn cuGetErrorString(error: u32, out: *mut *const c_char) -> CUresult {
+    rt::trace_args("cuGetErrorString", || {
+        format!("error={:?}, out={:?}", error, out)
+    });
     rt::export("cuGetErrorString", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_get_error_string(error, out) }
@@ -2423,6 +2428,9 @@ pub unsafe extern "C" fn cuGetErrorString(error: u32, out: *mut *const c_char) -
 /// Hand-written: `crate::custom::cu_get_error_name`.
 #[no_mangle]
 pub unsafe extern "C" fn cuGetErrorName(error: u32, out: *mut *const c_char) -> CUresult {
+    rt::trace_args("cuGetErrorName", || {
+        format!("error={:?}, out={:?}", error, out)
+    });
     rt::export("cuGetErrorName", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_get_error_name(error, out) }
@@ -2437,6 +2445,15 @@ pub unsafe extern "C" fn cuGetProcAddress(
     cuda_version: i32,
     flags: u64,
 ) -> CUresult {
+    rt::trace_args("cuGetProcAddress", || {
+        format!(
+            "symbol={:?}, pfn={:?}, cuda_version={:?}, flags={:?}",
+            rt::CStrDbg(symbol),
+            pfn,
+            cuda_version,
+            flags
+        )
+    });
     rt::export("cuGetProcAddress", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_get_proc_address(symbol, pfn, cuda_version, flags) }
@@ -2452,6 +2469,16 @@ pub unsafe extern "C" fn cuGetProcAddress_v2(
     flags: u64,
     status: *mut i32,
 ) -> CUresult {
+    rt::trace_args("cuGetProcAddress_v2", || {
+        format!(
+            "symbol={:?}, pfn={:?}, cuda_version={:?}, flags={:?}, status={:?}",
+            rt::CStrDbg(symbol),
+            pfn,
+            cuda_version,
+            flags,
+            status
+        )
+    });
     rt::export("cuGetProcAddress_v2", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_get_proc_address_v2(symbol, pfn, cuda_version, flags, status) }
@@ -2461,6 +2488,9 @@ pub unsafe extern "C" fn cuGetProcAddress_v2(
 /// Hand-written: `crate::custom::cu_device_get_properties`.
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetProperties(prop: *mut c_void, dev: i32) -> CUresult {
+    rt::trace_args("cuDeviceGetProperties", || {
+        format!("prop={:?}, dev={:?}", prop, dev)
+    });
     rt::export("cuDeviceGetProperties", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_device_get_properties(prop, dev) }
@@ -2470,6 +2500,7 @@ pub unsafe extern "C" fn cuDeviceGetProperties(prop: *mut c_void, dev: i32) -> C
 /// Hand-written: `crate::custom::cu_device_primary_ctx_reset`.
 #[no_mangle]
 pub unsafe extern "C" fn cuDevicePrimaryCtxReset(dev: i32) -> CUresult {
+    rt::trace_args("cuDevicePrimaryCtxReset", || format!("dev={:?}", dev));
     rt::export("cuDevicePrimaryCtxReset", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_device_primary_ctx_reset(dev) }
@@ -2479,6 +2510,7 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxReset(dev: i32) -> CUresult {
 /// Hand-written: `crate::custom::cu_device_primary_ctx_reset`.
 #[no_mangle]
 pub unsafe extern "C" fn cuDevicePrimaryCtxReset_v2(dev: i32) -> CUresult {
+    rt::trace_args("cuDevicePrimaryCtxReset_v2", || format!("dev={:?}", dev));
     rt::export("cuDevicePrimaryCtxReset_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_device_primary_ctx_reset(dev) }
@@ -2488,6 +2520,9 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxReset_v2(dev: i32) -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_create_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxCreate_v2(pctx: *mut *mut c_void, flags: u32, dev: i32) -> CUresult {
+    rt::trace_args("cuCtxCreate_v2", || {
+        format!("pctx={:?}, flags={:?}, dev={:?}", pctx, flags, dev)
+    });
     rt::export("cuCtxCreate_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_create_v2(pctx, flags, dev) }
@@ -2503,6 +2538,12 @@ pub unsafe extern "C" fn cuCtxCreate_v3(
     flags: u32,
     dev: i32,
 ) -> CUresult {
+    rt::trace_args("cuCtxCreate_v3", || {
+        format!(
+            "pctx={:?}, params={:?}, num_params={:?}, flags={:?}, dev={:?}",
+            pctx, params, num_params, flags, dev
+        )
+    });
     rt::export("cuCtxCreate_v3", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_create_v3(pctx, params, num_params, flags, dev) }
@@ -2517,6 +2558,12 @@ pub unsafe extern "C" fn cuCtxCreate_v4(
     flags: u32,
     dev: i32,
 ) -> CUresult {
+    rt::trace_args("cuCtxCreate_v4", || {
+        format!(
+            "pctx={:?}, params={:?}, flags={:?}, dev={:?}",
+            pctx, params, flags, dev
+        )
+    });
     rt::export("cuCtxCreate_v4", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_create_v4(pctx, params, flags, dev) }
@@ -2526,6 +2573,7 @@ pub unsafe extern "C" fn cuCtxCreate_v4(
 /// Hand-written: `crate::custom::cu_ctx_destroy_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxDestroy_v2(ctx: *mut c_void) -> CUresult {
+    rt::trace_args("cuCtxDestroy_v2", || format!("ctx={:?}", ctx));
     rt::export("cuCtxDestroy_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_destroy_v2(ctx) }
@@ -2535,6 +2583,7 @@ pub unsafe extern "C" fn cuCtxDestroy_v2(ctx: *mut c_void) -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_push_current_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxPushCurrent_v2(ctx: *mut c_void) -> CUresult {
+    rt::trace_args("cuCtxPushCurrent_v2", || format!("ctx={:?}", ctx));
     rt::export("cuCtxPushCurrent_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_push_current_v2(ctx) }
@@ -2544,6 +2593,7 @@ pub unsafe extern "C" fn cuCtxPushCurrent_v2(ctx: *mut c_void) -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_pop_current_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxPopCurrent_v2(pctx: *mut *mut c_void) -> CUresult {
+    rt::trace_args("cuCtxPopCurrent_v2", || format!("pctx={:?}", pctx));
     rt::export("cuCtxPopCurrent_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_pop_current_v2(pctx) }
@@ -2553,6 +2603,7 @@ pub unsafe extern "C" fn cuCtxPopCurrent_v2(pctx: *mut *mut c_void) -> CUresult 
 /// Hand-written: `crate::custom::cu_ctx_set_current`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> CUresult {
+    rt::trace_args("cuCtxSetCurrent", || format!("ctx={:?}", ctx));
     rt::export("cuCtxSetCurrent", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_set_current(ctx) }
@@ -2562,6 +2613,7 @@ pub unsafe extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_get_current`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetCurrent(pctx: *mut *mut c_void) -> CUresult {
+    rt::trace_args("cuCtxGetCurrent", || format!("pctx={:?}", pctx));
     rt::export("cuCtxGetCurrent", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_get_current(pctx) }
@@ -2571,6 +2623,7 @@ pub unsafe extern "C" fn cuCtxGetCurrent(pctx: *mut *mut c_void) -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_get_device`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetDevice(device: *mut i32) -> CUresult {
+    rt::trace_args("cuCtxGetDevice", || format!("device={:?}", device));
     rt::export("cuCtxGetDevice", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_get_device(device) }
@@ -2580,6 +2633,9 @@ pub unsafe extern "C" fn cuCtxGetDevice(device: *mut i32) -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_get_device_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetDevice_v2(device: *mut i32, ctx: *mut c_void) -> CUresult {
+    rt::trace_args("cuCtxGetDevice_v2", || {
+        format!("device={:?}, ctx={:?}", device, ctx)
+    });
     rt::export("cuCtxGetDevice_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_get_device_v2(device, ctx) }
@@ -2589,6 +2645,7 @@ pub unsafe extern "C" fn cuCtxGetDevice_v2(device: *mut i32, ctx: *mut c_void) -
 /// Hand-written: `crate::custom::cu_ctx_get_flags`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetFlags(flags: *mut u32) -> CUresult {
+    rt::trace_args("cuCtxGetFlags", || format!("flags={:?}", flags));
     rt::export("cuCtxGetFlags", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_get_flags(flags) }
@@ -2598,6 +2655,7 @@ pub unsafe extern "C" fn cuCtxGetFlags(flags: *mut u32) -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_get_id`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetId(ctx: *mut c_void, id: *mut u64) -> CUresult {
+    rt::trace_args("cuCtxGetId", || format!("ctx={:?}, id={:?}", ctx, id));
     rt::export("cuCtxGetId", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_get_id(ctx, id) }
@@ -2607,6 +2665,9 @@ pub unsafe extern "C" fn cuCtxGetId(ctx: *mut c_void, id: *mut u64) -> CUresult 
 /// Hand-written: `crate::custom::cu_ctx_get_api_version`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetApiVersion(ctx: *mut c_void, version: *mut u32) -> CUresult {
+    rt::trace_args("cuCtxGetApiVersion", || {
+        format!("ctx={:?}, version={:?}", ctx, version)
+    });
     rt::export("cuCtxGetApiVersion", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_get_api_version(ctx, version) }
@@ -2616,6 +2677,7 @@ pub unsafe extern "C" fn cuCtxGetApiVersion(ctx: *mut c_void, version: *mut u32)
 /// Hand-written: `crate::custom::cu_ctx_synchronize`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxSynchronize() -> CUresult {
+    rt::trace_args("cuCtxSynchronize", || format!(""));
     rt::export("cuCtxSynchronize", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_synchronize() }
@@ -2625,6 +2687,7 @@ pub unsafe extern "C" fn cuCtxSynchronize() -> CUresult {
 /// Hand-written: `crate::custom::cu_ctx_synchronize_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxSynchronize_v2(ctx: *mut c_void) -> CUresult {
+    rt::trace_args("cuCtxSynchronize_v2", || format!("ctx={:?}", ctx));
     rt::export("cuCtxSynchronize_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_ctx_synchronize_v2(ctx) }
@@ -2638,6 +2701,9 @@ pub unsafe extern "C" fn cuMemHostAlloc(
     bytesize: usize,
     flags: u32,
 ) -> CUresult {
+    rt::trace_args("cuMemHostAlloc", || {
+        format!("pp={:?}, bytesize={:?}, flags={:?}", pp, bytesize, flags)
+    });
     rt::export("cuMemHostAlloc", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_host_alloc(pp, bytesize, flags) }
@@ -2647,6 +2713,9 @@ pub unsafe extern "C" fn cuMemHostAlloc(
 /// Hand-written: `crate::custom::cu_mem_alloc_host_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAllocHost_v2(pp: *mut *mut c_void, bytesize: usize) -> CUresult {
+    rt::trace_args("cuMemAllocHost_v2", || {
+        format!("pp={:?}, bytesize={:?}", pp, bytesize)
+    });
     rt::export("cuMemAllocHost_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_alloc_host_v2(pp, bytesize) }
@@ -2656,6 +2725,7 @@ pub unsafe extern "C" fn cuMemAllocHost_v2(pp: *mut *mut c_void, bytesize: usize
 /// Hand-written: `crate::custom::cu_mem_free_host`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemFreeHost(p: *mut c_void) -> CUresult {
+    rt::trace_args("cuMemFreeHost", || format!("p={:?}", p));
     rt::export("cuMemFreeHost", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_free_host(p) }
@@ -2669,6 +2739,9 @@ pub unsafe extern "C" fn cuMemHostRegister_v2(
     bytesize: usize,
     flags: u32,
 ) -> CUresult {
+    rt::trace_args("cuMemHostRegister_v2", || {
+        format!("p={:?}, bytesize={:?}, flags={:?}", p, bytesize, flags)
+    });
     rt::export("cuMemHostRegister_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_host_register_v2(p, bytesize, flags) }
@@ -2678,6 +2751,7 @@ pub unsafe extern "C" fn cuMemHostRegister_v2(
 /// Hand-written: `crate::custom::cu_mem_host_unregister`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemHostUnregister(p: *mut c_void) -> CUresult {
+    rt::trace_args("cuMemHostUnregister", || format!("p={:?}", p));
     rt::export("cuMemHostUnregister", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_host_unregister(p) }
@@ -2687,6 +2761,9 @@ pub unsafe extern "C" fn cuMemHostUnregister(p: *mut c_void) -> CUresult {
 /// Hand-written: `crate::custom::cu_mem_host_get_flags`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemHostGetFlags(flags: *mut u32, p: *mut c_void) -> CUresult {
+    rt::trace_args("cuMemHostGetFlags", || {
+        format!("flags={:?}, p={:?}", flags, p)
+    });
     rt::export("cuMemHostGetFlags", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_host_get_flags(flags, p) }
@@ -2700,6 +2777,9 @@ pub unsafe extern "C" fn cuMemHostGetDevicePointer_v2(
     p: *mut c_void,
     flags: u32,
 ) -> CUresult {
+    rt::trace_args("cuMemHostGetDevicePointer_v2", || {
+        format!("pdptr={:?}, p={:?}, flags={:?}", pdptr, p, flags)
+    });
     rt::export("cuMemHostGetDevicePointer_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_host_get_device_pointer_v2(pdptr, p, flags) }
@@ -2709,6 +2789,7 @@ pub unsafe extern "C" fn cuMemHostGetDevicePointer_v2(
 /// Hand-written: `crate::custom::cu_memcpy2d_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpy2D_v2(copy: *const c_void) -> CUresult {
+    rt::trace_args("cuMemcpy2D_v2", || format!("copy={:?}", copy));
     rt::export("cuMemcpy2D_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy2d_v2(copy) }
@@ -2718,6 +2799,7 @@ pub unsafe extern "C" fn cuMemcpy2D_v2(copy: *const c_void) -> CUresult {
 /// Hand-written: `crate::custom::cu_memcpy2d_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpy2D_v2_ptds(copy: *const c_void) -> CUresult {
+    rt::trace_args("cuMemcpy2D_v2_ptds", || format!("copy={:?}", copy));
     rt::export("cuMemcpy2D_v2_ptds", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy2d_v2(copy) }
@@ -2727,6 +2809,7 @@ pub unsafe extern "C" fn cuMemcpy2D_v2_ptds(copy: *const c_void) -> CUresult {
 /// Hand-written: `crate::custom::cu_memcpy2d_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpy2DUnaligned_v2(copy: *const c_void) -> CUresult {
+    rt::trace_args("cuMemcpy2DUnaligned_v2", || format!("copy={:?}", copy));
     rt::export("cuMemcpy2DUnaligned_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy2d_v2(copy) }
@@ -2736,6 +2819,7 @@ pub unsafe extern "C" fn cuMemcpy2DUnaligned_v2(copy: *const c_void) -> CUresult
 /// Hand-written: `crate::custom::cu_memcpy2d_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpy2DUnaligned_v2_ptds(copy: *const c_void) -> CUresult {
+    rt::trace_args("cuMemcpy2DUnaligned_v2_ptds", || format!("copy={:?}", copy));
     rt::export("cuMemcpy2DUnaligned_v2_ptds", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy2d_v2(copy) }
@@ -2745,6 +2829,9 @@ pub unsafe extern "C" fn cuMemcpy2DUnaligned_v2_ptds(copy: *const c_void) -> CUr
 /// Hand-written: `crate::custom::cu_memcpy2d_async_v2`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpy2DAsync_v2(copy: *const c_void, stream: *mut c_void) -> CUresult {
+    rt::trace_args("cuMemcpy2DAsync_v2", || {
+        format!("copy={:?}, stream={:?}", copy, stream)
+    });
     rt::export("cuMemcpy2DAsync_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy2d_async_v2(copy, stream) }
@@ -2757,6 +2844,9 @@ pub unsafe extern "C" fn cuMemcpy2DAsync_v2_ptsz(
     copy: *const c_void,
     stream: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuMemcpy2DAsync_v2_ptsz", || {
+        format!("copy={:?}, stream={:?}", copy, stream)
+    });
     rt::export("cuMemcpy2DAsync_v2_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy2d_async_v2(copy, stream) }
@@ -2766,6 +2856,9 @@ pub unsafe extern "C" fn cuMemcpy2DAsync_v2_ptsz(
 /// Hand-written: `crate::custom::cu_memcpy`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpy(dst: u64, src: u64, byte_count: usize) -> CUresult {
+    rt::trace_args("cuMemcpy", || {
+        format!("dst={:?}, src={:?}, byte_count={:?}", dst, src, byte_count)
+    });
     rt::export("cuMemcpy", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy(dst, src, byte_count) }
@@ -2775,6 +2868,9 @@ pub unsafe extern "C" fn cuMemcpy(dst: u64, src: u64, byte_count: usize) -> CUre
 /// Hand-written: `crate::custom::cu_memcpy`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpy_ptds(dst: u64, src: u64, byte_count: usize) -> CUresult {
+    rt::trace_args("cuMemcpy_ptds", || {
+        format!("dst={:?}, src={:?}, byte_count={:?}", dst, src, byte_count)
+    });
     rt::export("cuMemcpy_ptds", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy(dst, src, byte_count) }
@@ -2789,6 +2885,12 @@ pub unsafe extern "C" fn cuMemcpyAsync(
     byte_count: usize,
     stream: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuMemcpyAsync", || {
+        format!(
+            "dst={:?}, src={:?}, byte_count={:?}, stream={:?}",
+            dst, src, byte_count, stream
+        )
+    });
     rt::export("cuMemcpyAsync", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy_async(dst, src, byte_count, stream) }
@@ -2803,6 +2905,12 @@ pub unsafe extern "C" fn cuMemcpyAsync_ptsz(
     byte_count: usize,
     stream: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuMemcpyAsync_ptsz", || {
+        format!(
+            "dst={:?}, src={:?}, byte_count={:?}, stream={:?}",
+            dst, src, byte_count, stream
+        )
+    });
     rt::export("cuMemcpyAsync_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy_async(dst, src, byte_count, stream) }
@@ -2818,6 +2926,12 @@ pub unsafe extern "C" fn cuMemcpyPeer(
     src_ctx: *mut c_void,
     byte_count: usize,
 ) -> CUresult {
+    rt::trace_args("cuMemcpyPeer", || {
+        format!(
+            "dst={:?}, dst_ctx={:?}, src={:?}, src_ctx={:?}, byte_count={:?}",
+            dst, dst_ctx, src, src_ctx, byte_count
+        )
+    });
     rt::export("cuMemcpyPeer", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy_peer(dst, dst_ctx, src, src_ctx, byte_count) }
@@ -2833,6 +2947,12 @@ pub unsafe extern "C" fn cuMemcpyPeer_ptds(
     src_ctx: *mut c_void,
     byte_count: usize,
 ) -> CUresult {
+    rt::trace_args("cuMemcpyPeer_ptds", || {
+        format!(
+            "dst={:?}, dst_ctx={:?}, src={:?}, src_ctx={:?}, byte_count={:?}",
+            dst, dst_ctx, src, src_ctx, byte_count
+        )
+    });
     rt::export("cuMemcpyPeer_ptds", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_memcpy_peer(dst, dst_ctx, src, src_ctx, byte_count) }
@@ -2845,6 +2965,9 @@ pub unsafe extern "C" fn cuModuleLoadData(
     module: *mut *mut c_void,
     image: *const c_void,
 ) -> CUresult {
+    rt::trace_args("cuModuleLoadData", || {
+        format!("module={:?}, image={:?}", module, image)
+    });
     rt::export("cuModuleLoadData", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_module_load_data(module, image) }
@@ -2860,6 +2983,12 @@ pub unsafe extern "C" fn cuModuleLoadDataEx(
     options: *mut i32,
     option_values: *mut *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuModuleLoadDataEx", || {
+        format!(
+            "module={:?}, image={:?}, num_options={:?}, options={:?}, option_values={:?}",
+            module, image, num_options, options, option_values
+        )
+    });
     rt::export("cuModuleLoadDataEx", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe {
@@ -2880,6 +3009,9 @@ pub unsafe extern "C" fn cuModuleLoadFatBinary(
     module: *mut *mut c_void,
     fat_cubin: *const c_void,
 ) -> CUresult {
+    rt::trace_args("cuModuleLoadFatBinary", || {
+        format!("module={:?}, fat_cubin={:?}", module, fat_cubin)
+    });
     rt::export("cuModuleLoadFatBinary", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_module_load_fat_binary(module, fat_cubin) }
@@ -2889,6 +3021,9 @@ pub unsafe extern "C" fn cuModuleLoadFatBinary(
 /// Hand-written: `crate::custom::cu_module_load`.
 #[no_mangle]
 pub unsafe extern "C" fn cuModuleLoad(module: *mut *mut c_void, fname: *const c_char) -> CUresult {
+    rt::trace_args("cuModuleLoad", || {
+        format!("module={:?}, fname={:?}", module, rt::CStrDbg(fname))
+    });
     rt::export("cuModuleLoad", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_module_load(module, fname) }
@@ -2907,6 +3042,9 @@ pub unsafe extern "C" fn cuLibraryLoadData(
     library_option_values: *mut *mut c_void,
     num_library_options: u32,
 ) -> CUresult {
+    rt::trace_args("cuLibraryLoadData", || {
+        format!("library={:?}, code={:?}, jit_options={:?}, jit_option_values={:?}, num_jit_options={:?}, library_options={:?}, library_option_values={:?}, num_library_options={:?}", library, code, jit_options, jit_option_values, num_jit_options, library_options, library_option_values, num_library_options)
+    });
     rt::export("cuLibraryLoadData", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe {
@@ -2936,6 +3074,9 @@ pub unsafe extern "C" fn cuLibraryLoadFromFile(
     library_option_values: *mut *mut c_void,
     num_library_options: u32,
 ) -> CUresult {
+    rt::trace_args("cuLibraryLoadFromFile", || {
+        format!("library={:?}, file_name={:?}, jit_options={:?}, jit_option_values={:?}, num_jit_options={:?}, library_options={:?}, library_option_values={:?}, num_library_options={:?}", library, rt::CStrDbg(file_name), jit_options, jit_option_values, num_jit_options, library_options, library_option_values, num_library_options)
+    });
     rt::export("cuLibraryLoadFromFile", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe {
@@ -2959,6 +3100,9 @@ pub unsafe extern "C" fn cuKernelGetFunction(
     func: *mut *mut c_void,
     kernel: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuKernelGetFunction", || {
+        format!("func={:?}, kernel={:?}", func, kernel)
+    });
     rt::export("cuKernelGetFunction", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_kernel_get_function(func, kernel) }
@@ -2971,6 +3115,9 @@ pub unsafe extern "C" fn cuLibraryGetModule(
     module: *mut *mut c_void,
     library: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLibraryGetModule", || {
+        format!("module={:?}, library={:?}", module, library)
+    });
     rt::export("cuLibraryGetModule", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_library_get_module(module, library) }
@@ -2985,6 +3132,12 @@ pub unsafe extern "C" fn cuKernelGetAttribute(
     kernel: *mut c_void,
     dev: i32,
 ) -> CUresult {
+    rt::trace_args("cuKernelGetAttribute", || {
+        format!(
+            "value={:?}, attrib={:?}, kernel={:?}, dev={:?}",
+            value, attrib, kernel, dev
+        )
+    });
     rt::export("cuKernelGetAttribute", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_kernel_get_attribute(value, attrib, kernel, dev) }
@@ -2999,6 +3152,12 @@ pub unsafe extern "C" fn cuKernelSetAttribute(
     kernel: *mut c_void,
     dev: i32,
 ) -> CUresult {
+    rt::trace_args("cuKernelSetAttribute", || {
+        format!(
+            "attrib={:?}, value={:?}, kernel={:?}, dev={:?}",
+            attrib, value, kernel, dev
+        )
+    });
     rt::export("cuKernelSetAttribute", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_kernel_set_attribute(attrib, value, kernel, dev) }
@@ -3008,6 +3167,9 @@ pub unsafe extern "C" fn cuKernelSetAttribute(
 /// Hand-written: `crate::custom::cu_func_get_name`.
 #[no_mangle]
 pub unsafe extern "C" fn cuFuncGetName(name: *mut *const c_char, func: *mut c_void) -> CUresult {
+    rt::trace_args("cuFuncGetName", || {
+        format!("name={:?}, func={:?}", name, func)
+    });
     rt::export("cuFuncGetName", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_func_get_name(name, func) }
@@ -3020,6 +3182,9 @@ pub unsafe extern "C" fn cuKernelGetName(
     name: *mut *const c_char,
     kernel: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuKernelGetName", || {
+        format!("name={:?}, kernel={:?}", name, kernel)
+    });
     rt::export("cuKernelGetName", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_kernel_get_name(name, kernel) }
@@ -3041,6 +3206,9 @@ pub unsafe extern "C" fn cuLaunchKernel(
     kernel_params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchKernel", || {
+        format!("f={:?}, grid_x={:?}, grid_y={:?}, grid_z={:?}, block_x={:?}, block_y={:?}, block_z={:?}, shared_mem={:?}, stream={:?}, kernel_params={:?}, extra={:?}", f, grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_mem, stream, kernel_params, extra)
+    });
     rt::export("cuLaunchKernel", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe {
@@ -3076,6 +3244,9 @@ pub unsafe extern "C" fn cuLaunchKernel_ptsz(
     kernel_params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchKernel_ptsz", || {
+        format!("f={:?}, grid_x={:?}, grid_y={:?}, grid_z={:?}, block_x={:?}, block_y={:?}, block_z={:?}, shared_mem={:?}, stream={:?}, kernel_params={:?}, extra={:?}", f, grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_mem, stream, kernel_params, extra)
+    });
     rt::export("cuLaunchKernel_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe {
@@ -3110,6 +3281,9 @@ pub unsafe extern "C" fn cuLaunchCooperativeKernel(
     stream: *mut c_void,
     kernel_params: *mut *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchCooperativeKernel", || {
+        format!("f={:?}, grid_x={:?}, grid_y={:?}, grid_z={:?}, block_x={:?}, block_y={:?}, block_z={:?}, shared_mem={:?}, stream={:?}, kernel_params={:?}", f, grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_mem, stream, kernel_params)
+    });
     rt::export("cuLaunchCooperativeKernel", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe {
@@ -3143,6 +3317,9 @@ pub unsafe extern "C" fn cuLaunchCooperativeKernel_ptsz(
     stream: *mut c_void,
     kernel_params: *mut *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchCooperativeKernel_ptsz", || {
+        format!("f={:?}, grid_x={:?}, grid_y={:?}, grid_z={:?}, block_x={:?}, block_y={:?}, block_z={:?}, shared_mem={:?}, stream={:?}, kernel_params={:?}", f, grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_mem, stream, kernel_params)
+    });
     rt::export("cuLaunchCooperativeKernel_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe {
@@ -3170,6 +3347,12 @@ pub unsafe extern "C" fn cuLaunchKernelEx(
     kernel_params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchKernelEx", || {
+        format!(
+            "config={:?}, f={:?}, kernel_params={:?}, extra={:?}",
+            config, f, kernel_params, extra
+        )
+    });
     rt::export("cuLaunchKernelEx", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_launch_kernel_ex(config, f, kernel_params, extra) }
@@ -3184,6 +3367,12 @@ pub unsafe extern "C" fn cuLaunchKernelEx_ptsz(
     kernel_params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchKernelEx_ptsz", || {
+        format!(
+            "config={:?}, f={:?}, kernel_params={:?}, extra={:?}",
+            config, f, kernel_params, extra
+        )
+    });
     rt::export("cuLaunchKernelEx_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_launch_kernel_ex(config, f, kernel_params, extra) }
@@ -3193,6 +3382,9 @@ pub unsafe extern "C" fn cuLaunchKernelEx_ptsz(
 /// Hand-written: `crate::custom::cu_get_export_table`.
 #[no_mangle]
 pub unsafe extern "C" fn cuGetExportTable(table: *mut *const c_void, id: *const u8) -> CUresult {
+    rt::trace_args("cuGetExportTable", || {
+        format!("table={:?}, id={:?}", table, id)
+    });
     rt::export("cuGetExportTable", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_get_export_table(table, id) }
@@ -3202,6 +3394,7 @@ pub unsafe extern "C" fn cuGetExportTable(table: *mut *const c_void, id: *const 
 /// Hand-written: `crate::custom::cu_module_get_loading_mode`.
 #[no_mangle]
 pub unsafe extern "C" fn cuModuleGetLoadingMode(mode: *mut i32) -> CUresult {
+    rt::trace_args("cuModuleGetLoadingMode", || format!("mode={:?}", mode));
     rt::export("cuModuleGetLoadingMode", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_module_get_loading_mode(mode) }
@@ -3215,6 +3408,12 @@ pub unsafe extern "C" fn cuLaunchHostFunc(
     func: *mut c_void,
     user_data: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchHostFunc", || {
+        format!(
+            "stream={:?}, func={:?}, user_data={:?}",
+            stream, func, user_data
+        )
+    });
     rt::export("cuLaunchHostFunc", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_launch_host_func(stream, func, user_data) }
@@ -3228,6 +3427,12 @@ pub unsafe extern "C" fn cuLaunchHostFunc_ptsz(
     func: *mut c_void,
     user_data: *mut c_void,
 ) -> CUresult {
+    rt::trace_args("cuLaunchHostFunc_ptsz", || {
+        format!(
+            "stream={:?}, func={:?}, user_data={:?}",
+            stream, func, user_data
+        )
+    });
     rt::export("cuLaunchHostFunc_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_launch_host_func(stream, func, user_data) }
@@ -3242,6 +3447,12 @@ pub unsafe extern "C" fn cuLaunchHostFunc_v2(
     user_data: *mut c_void,
     sync_mode: u32,
 ) -> CUresult {
+    rt::trace_args("cuLaunchHostFunc_v2", || {
+        format!(
+            "stream={:?}, func={:?}, user_data={:?}, sync_mode={:?}",
+            stream, func, user_data, sync_mode
+        )
+    });
     rt::export("cuLaunchHostFunc_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_launch_host_func_v2(stream, func, user_data, sync_mode) }
@@ -3256,6 +3467,12 @@ pub unsafe extern "C" fn cuLaunchHostFunc_v2_ptsz(
     user_data: *mut c_void,
     sync_mode: u32,
 ) -> CUresult {
+    rt::trace_args("cuLaunchHostFunc_v2_ptsz", || {
+        format!(
+            "stream={:?}, func={:?}, user_data={:?}, sync_mode={:?}",
+            stream, func, user_data, sync_mode
+        )
+    });
     rt::export("cuLaunchHostFunc_v2_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_launch_host_func_v2(stream, func, user_data, sync_mode) }
@@ -3270,6 +3487,12 @@ pub unsafe extern "C" fn cuStreamAddCallback(
     user_data: *mut c_void,
     flags: u32,
 ) -> CUresult {
+    rt::trace_args("cuStreamAddCallback", || {
+        format!(
+            "stream={:?}, callback={:?}, user_data={:?}, flags={:?}",
+            stream, callback, user_data, flags
+        )
+    });
     rt::export("cuStreamAddCallback", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_stream_add_callback(stream, callback, user_data, flags) }
@@ -3284,6 +3507,12 @@ pub unsafe extern "C" fn cuStreamAddCallback_ptsz(
     user_data: *mut c_void,
     flags: u32,
 ) -> CUresult {
+    rt::trace_args("cuStreamAddCallback_ptsz", || {
+        format!(
+            "stream={:?}, callback={:?}, user_data={:?}, flags={:?}",
+            stream, callback, user_data, flags
+        )
+    });
     rt::export("cuStreamAddCallback_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_stream_add_callback(stream, callback, user_data, flags) }
