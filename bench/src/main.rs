@@ -196,6 +196,54 @@ fn main() -> Result<()> {
         )?;
         d2h = d2h.min(t.elapsed().as_secs_f64());
     }
+    // Pipelined launch rate: launches sent without waiting, then one synchronisation.
+    let image = vm::PTX.as_bytes().to_vec();
+    let Reply::ModuleLoad(m) = c.call(
+        h,
+        &Request::ModuleLoad(ModuleLoadReq {
+            hash: rgpu_protocol::image::content_hash(&image),
+            image,
+        }),
+    )?
+    else {
+        bail!("unexpected reply");
+    };
+    if m.error != 0 {
+        bail!("loading the benchmark module: {}", m.log);
+    }
+    let Reply::ModuleGetFunction(f) = c.call(
+        h,
+        &Request::ModuleGetFunction(ModuleGetFunctionReq {
+            module: m.module,
+            name: "empty".into(),
+        }),
+    )?
+    else {
+        bail!("unexpected reply");
+    };
+    let launches = 20_000;
+    let launch = Request::LaunchKernel(LaunchKernelReq {
+        func: f.func,
+        grid_x: 1,
+        grid_y: 1,
+        grid_z: 1,
+        block_x: 32,
+        block_y: 1,
+        block_z: 1,
+        shared_mem: 0,
+        stream: 0,
+        params: vec![0; 4],
+        cooperative: false,
+    });
+    let t = Instant::now();
+    for _ in 0..launches {
+        c.send(h, &launch)?;
+    }
+    c.call(
+        h,
+        &Request::StreamSynchronize(StreamSynchronizeReq { stream: 0 }),
+    )?;
+    let launch_rate = launches as f64 / t.elapsed().as_secs_f64();
     let gb = |s: f64| args.bulk as f64 / s / 1e9;
     println!("| measurement | p50 | p99 | ratio to floor (p50) |");
     println!("|---|---|---|---|");
@@ -207,6 +255,9 @@ fn main() -> Result<()> {
     println!(
         "| rgpu sync 4-byte DtoH copy | {d2h50:.1} µs | {d2h99:.1} µs | {:.2} |",
         d2h50 / tcp50
+    );
+    println!(
+        "| rgpu pipelined kernel launches (empty kernel, CPU device) | {launch_rate:.0} /s | | |"
     );
     println!(
         "| floor: TCP bulk {} MiB | {tcp_bw:.2} GB/s | | 1.0 |",

@@ -210,6 +210,28 @@ impl Client {
         }
     }
 
+    /// Sends a call without waiting (the server sends no reply; a failure is reported by this
+    /// thread's next call that waits).
+    pub fn send(&self, mut hdr: CallHeader, req: &Request) -> Result<(), ClientError> {
+        if let Some(why) = self.dead_reason() {
+            return Err(ClientError::Transport(why));
+        }
+        hdr.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        hdr.opcode = req.opcode();
+        hdr.flags |= wire::flags::NO_REPLY;
+        let body = req
+            .encode_body(Vec::new())
+            .map_err(|e| ClientError::Transport(format!("cannot encode {}: {e}", req.name())))?;
+        let mut frame = hdr.frame(body.len());
+        frame.extend_from_slice(&body);
+        self.tx.send(frame).map_err(|_| {
+            ClientError::Transport(
+                self.dead_reason()
+                    .unwrap_or_else(|| "connection closed".into()),
+            )
+        })
+    }
+
     /// Sends a call and waits for its reply.
     pub fn call(&self, mut hdr: CallHeader, req: &Request) -> Result<Reply, ClientError> {
         if let Some(why) = self.dead_reason() {

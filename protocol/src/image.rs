@@ -1749,5 +1749,7 @@ pub const NEED_IMAGE: u32 = u32::MAX;
 
 /// SHA-256 of an image: the key of the server's image cache.
 pub fn content_hash(bytes: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().to_vec()
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
 }

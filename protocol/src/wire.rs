@@ -35,6 +35,9 @@ pub mod kind {
 pub mod flags {
     /// The call came through a `_ptds`/`_ptsz` entry point: stream 0 means the per-thread stream.
     pub const PER_THREAD_STREAM: u8 = 1;
+    /// Pipelined call: the server sends no reply; an error is reported by the calling thread's
+    /// next call that waits for a reply.
+    pub const NO_REPLY: u8 = 2;
 }
 
 /// Fixed header of a call frame (after the length prefix).

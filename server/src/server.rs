@@ -346,13 +346,31 @@ async fn serve_connection(
                 ))
             }
         };
+        let cx = Cx {
+            thread: hdr.thread,
+            ctx: hdr.ctx,
+            per_thread: hdr.flags & wire::flags::PER_THREAD_STREAM != 0,
+        };
+        if hdr.flags & wire::flags::NO_REPLY != 0 {
+            // Pipelined calls only queue work, so they run right here, in arrival order: any call
+            // that arrives later (from any client thread) sees their effects. A failure is kept
+            // and reported by the thread's next call that waits for a reply.
+            let s = session.clone();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if let Some(e) = s.sticky_error(cx.ctx) {
+                    return Err(e);
+                }
+                dispatch(&*s, &cx, req).map(|_| ())
+            }));
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => s.defer_error(cx.thread, e),
+                Err(_) => s.defer_error(cx.thread, rgpu_protocol::error::CuError::UNKNOWN),
+            }
+            continue;
+        }
         let (s, tx) = (session.clone(), tx.clone());
         tokio::task::spawn_blocking(move || {
-            let cx = Cx {
-                thread: hdr.thread,
-                ctx: hdr.ctx,
-                per_thread: hdr.flags & wire::flags::PER_THREAD_STREAM != 0,
-            };
             // After a kernel fault the context is unusable, as on a GPU: calls fail with the
             // sticky error, also a synchronising call that waited for the faulting kernel.
             let run = || {
@@ -361,7 +379,8 @@ async fn serve_connection(
                     return Err(e);
                 }
                 let r = dispatch(&*s, &cx, req);
-                match s.sticky_error(cx.ctx).filter(|_| !exempt) {
+                let deferred = s.take_deferred_error(cx.thread);
+                match s.sticky_error(cx.ctx).filter(|_| !exempt).or(deferred) {
                     Some(e) if r.is_ok() => Err(e),
                     _ => r,
                 }
@@ -409,8 +428,15 @@ async fn serve_connection(
         tracing::warn!("{e}; closing the connection");
         conn.close(2u32.into(), b"protocol error");
     }
-    let _ = writer.await;
+    // Release the session first: it holds a sender of the writer's channel (kernel output), so
+    // the writer only finishes once the session (and any call still running on it) is gone.
     tracing::info!("session {sid} ended; releasing its resources");
     drop(session);
+    if tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("session {sid}: writer did not finish after the connection ended");
+    }
     result
 }

@@ -93,6 +93,8 @@ pub struct Session {
     devices: Arc<Vec<Arc<dyn Device>>>,
     st: Mutex<State>,
     notify: Notify,
+    /// Errors of pipelined calls, per client thread, reported by that thread's next reply.
+    deferred: Mutex<HashMap<u64, CuError>>,
 }
 
 impl Session {
@@ -108,7 +110,26 @@ impl Session {
             devices,
             st: Mutex::new(State::default()),
             notify,
+            deferred: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records the failure of a pipelined call made by client thread `thread` (the first one
+    /// wins until it is reported).
+    pub fn defer_error(&self, thread: u64, e: CuError) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(thread)
+            .or_insert(e);
+    }
+
+    /// Takes the pending failure of client thread `thread`'s pipelined calls.
+    pub fn take_deferred_error(&self, thread: u64) -> Option<CuError> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&thread)
     }
 
     /// The sticky error of context `ctx`, if a kernel failed in it.

@@ -273,6 +273,32 @@ pub fn call(req: Request) -> CuResult<Reply> {
     call_in(current_ctx(), req)
 }
 
+/// Sends a request without waiting for a reply (pipelined). The server reports a failure at this
+/// thread's next call that waits.
+pub fn call_async(req: Request) -> CuResult<()> {
+    let client = client()?;
+    let hdr = CallHeader {
+        flags: if PTDS.with(|p| p.get()) {
+            flags::PER_THREAD_STREAM
+        } else {
+            0
+        },
+        thread: thread_id(),
+        ctx: current_ctx(),
+        ..Default::default()
+    };
+    if tracing_calls() {
+        tracing::info!(target: "rgpu_trace", "  {:?} ctx={:#x} (pipelined)", TraceReq(&req), hdr.ctx);
+    }
+    client.send(hdr, &req).map_err(|e| {
+        static ONCE: AtomicBool = AtomicBool::new(false);
+        if !ONCE.swap(true, Ordering::Relaxed) {
+            eprintln!("rgpu: {e}");
+        }
+        CuError::DEVICE_UNAVAILABLE
+    })
+}
+
 /// Like [`call`], with an explicit context.
 pub fn call_in(ctx: u64, req: Request) -> CuResult<Reply> {
     let client = client()?;

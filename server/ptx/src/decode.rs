@@ -1503,6 +1503,14 @@ fn lower_arith(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
     let o = &i.i.operands;
     let op = i.i.op.as_str();
     let ty = i.ty()?;
+    if ty == Type::Pred {
+        return match op {
+            "and" => pred_logic(cx, i, BoolOp::And),
+            "or" => pred_logic(cx, i, BoolOp::Or),
+            "xor" => pred_logic(cx, i, BoolOp::Xor),
+            _ => unsupported(i),
+        };
+    }
     let hi = i.has("hi");
     let wide = i.has("wide");
     let n = match op {
@@ -1688,9 +1696,6 @@ fn lower_arith(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
             (true, _) => |a, b| alu::max_int(a, b, true, 16),
             (false, _) => |a, b| alu::max_int(a, b, false, 16),
         },
-        "and" if ty == Type::Pred => return pred_logic(cx, i, BoolOp::And),
-        "or" if ty == Type::Pred => return pred_logic(cx, i, BoolOp::Or),
-        "xor" if ty == Type::Pred => return pred_logic(cx, i, BoolOp::Xor),
         "and" => |a, b| a & b,
         "or" => |a, b| a | b,
         "xor" => |a, b| a ^ b,

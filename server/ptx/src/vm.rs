@@ -120,8 +120,8 @@ pub fn launch(prog: &Program, func: usize, l: &Launch, mem: &dyn Memory) -> Outc
     let workers = l.workers.clamp(1, 64).min(nblocks.max(1) as usize);
     let _ = epoch();
     std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
+        for k in 0..workers {
+            let work = || {
                 let mut b = BlockRunner::new(prog, func, l, mem);
                 loop {
                     if abort.load(Ordering::Relaxed) {
@@ -153,7 +153,13 @@ pub fn launch(prog: &Program, func: usize, l: &Launch, mem: &dyn Memory) -> Outc
                     }
                 }
                 count.fetch_add(b.executed, Ordering::Relaxed);
-            });
+            };
+            // The calling thread is one of the workers: small launches start no thread at all.
+            if k + 1 == workers {
+                work();
+            } else {
+                s.spawn(work);
+            }
         }
     });
     let mut outs = results.into_inner().unwrap_or_else(|e| e.into_inner());

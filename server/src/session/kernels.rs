@@ -52,7 +52,9 @@ fn cache_image(hash: Vec<u8>, ast: Arc<rgpu_ptx::ast::Module>, size: usize) {
         return;
     }
     while c.bytes + size > IMAGE_CACHE_BYTES {
-        let Some(old) = c.order.pop_front() else { break };
+        let Some(old) = c.order.pop_front() else {
+            break;
+        };
         if let Some((_, n)) = c.map.remove(&old) {
             c.bytes -= n;
         }

@@ -119,6 +119,68 @@ unsafe fn pack(
     Ok(out)
 }
 
+/// Launch limits of a context's device, fetched once per context.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_threads: u32,
+    block: [u32; 3],
+    grid: [u32; 3],
+    smem_optin: u32,
+}
+
+type LimitsCache = Mutex<HashMap<(u32, u64), Limits>>;
+static LIMITS: LazyLock<LimitsCache> = LazyLock::new(Default::default);
+
+fn limits(ctx: u64) -> CuResult<Limits> {
+    let key = (std::process::id(), ctx);
+    if let Some(l) = LIMITS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(*l);
+    }
+    let Reply::CtxInfo(info) = rt::call(Request::CtxInfo(CtxInfoReq { ctx }))? else {
+        return Err(rt::mismatch("cuLaunchKernel"));
+    };
+    let attr = |attrib: i32| -> CuResult<u32> {
+        match rt::call(Request::DeviceGetAttribute(DeviceGetAttributeReq {
+            attrib,
+            dev: info.device,
+        }))? {
+            Reply::DeviceGetAttribute(r) => Ok(r.value.max(0) as u32),
+            _ => Err(rt::mismatch("cuLaunchKernel")),
+        }
+    };
+    let l = Limits {
+        max_threads: attr(1)?,
+        block: [attr(2)?, attr(3)?, attr(4)?],
+        grid: [attr(5)?, attr(6)?, attr(7)?],
+        smem_optin: attr(97)?,
+    };
+    LIMITS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, l);
+    Ok(l)
+}
+
+/// Checks a launch configuration against the device's limits, so that an invalid one fails at
+/// once even though launches are pipelined.
+fn check_config(grid: [u32; 3], block: [u32; 3], shared_mem: u32) -> CuResult<()> {
+    let ctx = rt::current_ctx();
+    if ctx == 0 {
+        return Err(CuError::INVALID_CONTEXT);
+    }
+    let l = limits(ctx)?;
+    let threads = block.iter().map(|&b| b as u64).product::<u64>();
+    if grid.contains(&0)
+        || block.contains(&0)
+        || threads > l.max_threads as u64
+        || (0..3).any(|i| block[i] > l.block[i] || grid[i] > l.grid[i])
+        || shared_mem > l.smem_optin
+    {
+        return Err(CuError::INVALID_VALUE);
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 unsafe fn launch(
     f: *mut c_void,
@@ -133,9 +195,12 @@ unsafe fn launch(
     if f.is_null() {
         return Err(CuError::INVALID_HANDLE);
     }
+    check_config(grid, block, shared_mem)?;
     // SAFETY: caller contract.
     let params = unsafe { pack(f as u64, kernel_params, extra) }?;
-    rt::call(Request::LaunchKernel(LaunchKernelReq {
+    // Pipelined: configuration and parameters were checked here; anything the server finds
+    // wrong is reported by this thread's next call that waits.
+    rt::call_async(Request::LaunchKernel(LaunchKernelReq {
         func: f as u64,
         grid_x: grid[0],
         grid_y: grid[1],
