@@ -1149,6 +1149,16 @@ pub fn extract_ptx(image: &[u8]) -> Result<String, ImageError> {
     }
 }
 
+/// `ModuleLoad` reply error meaning "this image is not in the server's cache: send its bytes".
+pub const NEED_IMAGE: u32 = u32::MAX;
+
+/// SHA-256 of an image: the key of the server's image cache.
+pub fn content_hash(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1742,14 +1752,4 @@ mod tests {
             exercise(&buf);
         }
     }
-}
-
-/// `ModuleLoad` reply error meaning "this image is not in the server's cache: send its bytes".
-pub const NEED_IMAGE: u32 = u32::MAX;
-
-/// SHA-256 of an image: the key of the server's image cache.
-pub fn content_hash(bytes: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .to_vec()
 }

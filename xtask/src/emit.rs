@@ -353,6 +353,10 @@ fn auto_export(o: &mut String, a: &Auto, sym: &str) {
         }
     }
     writeln!(o, "        }};").unwrap();
+    if a.is_async {
+        writeln!(o, "        rt::call_async(Request::{}(req))?;\n        Ok(())\n    }})\n}}\n", a.msg).unwrap();
+        return;
+    }
     let fields = auto_fields(a);
     let bind = if fields.rep.is_empty() { "_rep" } else { "rep" };
     writeln!(
@@ -402,7 +406,7 @@ fn auto_export(o: &mut String, a: &Auto, sym: &str) {
 pub fn shim(spec: &Spec, facts: &HeaderFacts) -> anyhow::Result<String> {
     let mut o = String::from(HEADER);
     o.push_str("//! Every function of cuda.h, exported: forwarded, hand-written (custom) or NOT_SUPPORTED.\n\n");
-    o.push_str("#![allow(non_snake_case, clippy::missing_safety_doc, clippy::too_many_arguments, unused_unsafe, clippy::unnecessary_cast, clippy::let_unit_value)]\n\n");
+    o.push_str("#![allow(non_snake_case, clippy::missing_safety_doc, clippy::too_many_arguments, unused_unsafe, clippy::unnecessary_cast, clippy::let_unit_value, clippy::useless_format)]\n\n");
     o.push_str("use crate::rt;\nuse rgpu_protocol::error::CuError;\nuse rgpu_protocol::messages::*;\nuse std::ffi::{c_char, c_void};\n\n/// The C `CUresult`.\npub type CUresult = u32;\n\n");
     let header: BTreeSet<&str> = facts.functions.iter().map(String::as_str).collect();
     let mut done = BTreeSet::new();

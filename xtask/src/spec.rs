@@ -4,7 +4,7 @@
 //! following lines that start with whitespace):
 //!
 //! ```text
-//! auto   ID Msg [noinit] sym[|sym…] (param, …)      # marshalled entirely by generated code
+//! auto   ID Msg [noinit] [async] sym[|sym…] (param, …)  # marshalled entirely by generated code
 //! msg    ID Msg (field: ty, …) -> (field: ty, …)    # a wire message used by hand-written shim code
 //! custom [noinit] sym[|sym…] (name: RustType, …)    # export calls crate::custom::<snake(sym)>
 //! ```
@@ -37,6 +37,9 @@ pub struct Auto {
     pub id: u32,
     pub msg: String,
     pub noinit: bool,
+    /// Sent without waiting for a reply (errors surface at a later call); only for calls whose
+    /// sole result is a CUresult that CUDA allows to report later.
+    pub is_async: bool,
     pub symbols: Vec<String>,
     pub params: Vec<(String, Param)>,
 }
@@ -211,10 +214,13 @@ fn parse_decl(d: &str, spec: &mut Spec) -> Result<()> {
             let id = parse_id(words.next())?;
             let msg = words.next().context("missing message name")?.to_string();
             let mut noinit = false;
+            let mut is_async = false;
             let mut symbols = Vec::new();
             for w in words {
                 if w == "noinit" {
                     noinit = true;
+                } else if w == "async" {
+                    is_async = true;
                 } else {
                     symbols.extend(w.split('|').map(str::to_string));
                 }
@@ -223,10 +229,18 @@ fn parse_decl(d: &str, spec: &mut Spec) -> Result<()> {
                 .iter()
                 .map(|p| parse_param(p))
                 .collect::<Result<Vec<_>>>()?;
+            if is_async
+                && params.iter().any(|(_, p)| {
+                    matches!(p, Param::Out(_) | Param::OptOut(_) | Param::OutStr(_) | Param::OutFixed(_) | Param::OutBytes(_))
+                })
+            {
+                bail!("an async call cannot have results");
+            }
             spec.autos.push(Auto {
                 id,
                 msg,
                 noinit,
+                is_async,
                 symbols,
                 params,
             });
@@ -374,6 +388,9 @@ mod tests {
         );
         assert_eq!(s.msgs[0].rep, vec![("ptr".into(), "u64".into())]);
         assert!(s.customs[0].noinit);
+        let a = parse("auto 3 Rec async cuEventRecord (event: handle, stream: handle)\n").unwrap();
+        assert!(a.autos[0].is_async && !a.autos[0].noinit);
+        assert!(parse("auto 3 G async cuDeviceGet (d: out i32, o: i32)\n").is_err());
         assert_eq!(s.customs[0].symbols.len(), 2);
         assert_eq!(s.customs[0].params.len(), 2);
     }

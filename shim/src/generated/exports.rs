@@ -8,7 +8,8 @@
     clippy::too_many_arguments,
     unused_unsafe,
     clippy::unnecessary_cast,
-    clippy::let_unit_value
+    clippy::let_unit_value,
+    clippy::useless_format
 )]
 
 use crate::rt;
