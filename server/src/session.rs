@@ -606,6 +606,25 @@ impl Handler for Session {
         })
     }
 
+    fn device_summary(&self, _cx: &Cx, req: DeviceSummaryReq) -> CuResult<DeviceSummaryRep> {
+        let d = self.device(req.dev)?;
+        let max = DEVICE_ATTRIBUTES
+            .iter()
+            .map(|(v, _)| *v)
+            .max()
+            .unwrap_or(0)
+            .max(0) as usize;
+        let attributes = (0..=max as i32)
+            .map(|a| d.attribute(a).unwrap_or(i32::MIN))
+            .collect();
+        Ok(DeviceSummaryRep {
+            attributes,
+            name: d.name(),
+            uuid: d.uuid().to_vec(),
+            total_mem: d.total_mem(),
+        })
+    }
+
     fn device_get_uuid(&self, _cx: &Cx, req: DeviceGetUuidReq) -> CuResult<DeviceGetUuidRep> {
         Ok(DeviceGetUuidRep {
             uuid: self.device(req.dev)?.uuid().to_vec(),

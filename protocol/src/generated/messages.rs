@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0xacf35f30d82f4106;
+pub const SPEC_HASH: u64 = 0x321a5095b23132c8;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -184,6 +184,22 @@ pub struct DeviceGetPropertiesReq {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DeviceGetPropertiesRep {
     pub props: Vec<i32>,
+}
+
+/// Request of message DeviceSummary (opcode 23).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeviceSummaryReq {
+    pub dev: i32,
+}
+
+/// Reply of message DeviceSummary (opcode 23).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeviceSummaryRep {
+    pub attributes: Vec<i32>,
+    pub name: String,
+    #[serde(with = "serde_bytes")]
+    pub uuid: Vec<u8>,
+    pub total_mem: u64,
 }
 
 /// Request of message DevicePrimaryCtxRetain (opcode 30).
@@ -1153,6 +1169,7 @@ pub enum Request {
     DeviceGetP2pAttribute(DeviceGetP2pAttributeReq),
     DeviceGetTexture1dLinearMaxWidth(DeviceGetTexture1dLinearMaxWidthReq),
     DeviceGetProperties(DeviceGetPropertiesReq),
+    DeviceSummary(DeviceSummaryReq),
     DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq),
     DevicePrimaryCtxRelease(DevicePrimaryCtxReleaseReq),
     DevicePrimaryCtxReset(DevicePrimaryCtxResetReq),
@@ -1249,6 +1266,7 @@ impl Request {
             Request::DeviceGetP2pAttribute(_) => 20,
             Request::DeviceGetTexture1dLinearMaxWidth(_) => 21,
             Request::DeviceGetProperties(_) => 22,
+            Request::DeviceSummary(_) => 23,
             Request::DevicePrimaryCtxRetain(_) => 30,
             Request::DevicePrimaryCtxRelease(_) => 31,
             Request::DevicePrimaryCtxReset(_) => 32,
@@ -1345,6 +1363,7 @@ impl Request {
             Request::DeviceGetP2pAttribute(_) => "DeviceGetP2pAttribute",
             Request::DeviceGetTexture1dLinearMaxWidth(_) => "DeviceGetTexture1dLinearMaxWidth",
             Request::DeviceGetProperties(_) => "DeviceGetProperties",
+            Request::DeviceSummary(_) => "DeviceSummary",
             Request::DevicePrimaryCtxRetain(_) => "DevicePrimaryCtxRetain",
             Request::DevicePrimaryCtxRelease(_) => "DevicePrimaryCtxRelease",
             Request::DevicePrimaryCtxReset(_) => "DevicePrimaryCtxReset",
@@ -1441,6 +1460,7 @@ impl Request {
             Request::DeviceGetP2pAttribute(m) => postcard::to_extend(m, out),
             Request::DeviceGetTexture1dLinearMaxWidth(m) => postcard::to_extend(m, out),
             Request::DeviceGetProperties(m) => postcard::to_extend(m, out),
+            Request::DeviceSummary(m) => postcard::to_extend(m, out),
             Request::DevicePrimaryCtxRetain(m) => postcard::to_extend(m, out),
             Request::DevicePrimaryCtxRelease(m) => postcard::to_extend(m, out),
             Request::DevicePrimaryCtxReset(m) => postcard::to_extend(m, out),
@@ -1543,6 +1563,7 @@ impl Request {
                 crate::wire::body_from(body)?,
             )),
             22 => Ok(Request::DeviceGetProperties(crate::wire::body_from(body)?)),
+            23 => Ok(Request::DeviceSummary(crate::wire::body_from(body)?)),
             30 => Ok(Request::DevicePrimaryCtxRetain(crate::wire::body_from(
                 body,
             )?)),
@@ -1666,6 +1687,7 @@ impl Request {
             Request::DeviceGetP2pAttribute(Default::default()),
             Request::DeviceGetTexture1dLinearMaxWidth(Default::default()),
             Request::DeviceGetProperties(Default::default()),
+            Request::DeviceSummary(Default::default()),
             Request::DevicePrimaryCtxRetain(Default::default()),
             Request::DevicePrimaryCtxRelease(Default::default()),
             Request::DevicePrimaryCtxReset(Default::default()),
@@ -1763,6 +1785,7 @@ pub enum Reply {
     DeviceGetP2pAttribute(DeviceGetP2pAttributeRep),
     DeviceGetTexture1dLinearMaxWidth(DeviceGetTexture1dLinearMaxWidthRep),
     DeviceGetProperties(DeviceGetPropertiesRep),
+    DeviceSummary(DeviceSummaryRep),
     DevicePrimaryCtxRetain(DevicePrimaryCtxRetainRep),
     DevicePrimaryCtxRelease(DevicePrimaryCtxReleaseRep),
     DevicePrimaryCtxReset(DevicePrimaryCtxResetRep),
@@ -1859,6 +1882,7 @@ impl Reply {
             Reply::DeviceGetP2pAttribute(_) => 20,
             Reply::DeviceGetTexture1dLinearMaxWidth(_) => 21,
             Reply::DeviceGetProperties(_) => 22,
+            Reply::DeviceSummary(_) => 23,
             Reply::DevicePrimaryCtxRetain(_) => 30,
             Reply::DevicePrimaryCtxRelease(_) => 31,
             Reply::DevicePrimaryCtxReset(_) => 32,
@@ -1955,6 +1979,7 @@ impl Reply {
             Reply::DeviceGetP2pAttribute(_) => "DeviceGetP2pAttribute",
             Reply::DeviceGetTexture1dLinearMaxWidth(_) => "DeviceGetTexture1dLinearMaxWidth",
             Reply::DeviceGetProperties(_) => "DeviceGetProperties",
+            Reply::DeviceSummary(_) => "DeviceSummary",
             Reply::DevicePrimaryCtxRetain(_) => "DevicePrimaryCtxRetain",
             Reply::DevicePrimaryCtxRelease(_) => "DevicePrimaryCtxRelease",
             Reply::DevicePrimaryCtxReset(_) => "DevicePrimaryCtxReset",
@@ -2051,6 +2076,7 @@ impl Reply {
             Reply::DeviceGetP2pAttribute(m) => postcard::to_extend(m, out),
             Reply::DeviceGetTexture1dLinearMaxWidth(m) => postcard::to_extend(m, out),
             Reply::DeviceGetProperties(m) => postcard::to_extend(m, out),
+            Reply::DeviceSummary(m) => postcard::to_extend(m, out),
             Reply::DevicePrimaryCtxRetain(m) => postcard::to_extend(m, out),
             Reply::DevicePrimaryCtxRelease(m) => postcard::to_extend(m, out),
             Reply::DevicePrimaryCtxReset(m) => postcard::to_extend(m, out),
@@ -2151,6 +2177,7 @@ impl Reply {
                 crate::wire::body_from(body)?,
             )),
             22 => Ok(Reply::DeviceGetProperties(crate::wire::body_from(body)?)),
+            23 => Ok(Reply::DeviceSummary(crate::wire::body_from(body)?)),
             30 => Ok(Reply::DevicePrimaryCtxRetain(crate::wire::body_from(body)?)),
             31 => Ok(Reply::DevicePrimaryCtxRelease(crate::wire::body_from(
                 body,
@@ -2264,6 +2291,7 @@ impl Reply {
             Reply::DeviceGetP2pAttribute(Default::default()),
             Reply::DeviceGetTexture1dLinearMaxWidth(Default::default()),
             Reply::DeviceGetProperties(Default::default()),
+            Reply::DeviceSummary(Default::default()),
             Reply::DevicePrimaryCtxRetain(Default::default()),
             Reply::DevicePrimaryCtxRelease(Default::default()),
             Reply::DevicePrimaryCtxReset(Default::default()),
@@ -2424,6 +2452,12 @@ pub trait Handler {
         cx: &Self::Cx,
         req: DeviceGetPropertiesReq,
     ) -> Result<DeviceGetPropertiesRep, CuError>;
+    /// Handles DeviceSummary.
+    fn device_summary(
+        &self,
+        cx: &Self::Cx,
+        req: DeviceSummaryReq,
+    ) -> Result<DeviceSummaryRep, CuError>;
     /// Handles DevicePrimaryCtxRetain.
     fn device_primary_ctx_retain(
         &self,
@@ -2807,6 +2841,7 @@ pub fn dispatch<H: Handler + ?Sized>(h: &H, cx: &H::Cx, req: Request) -> Result<
         Request::DeviceGetProperties(r) => h
             .device_get_properties(cx, r)
             .map(Reply::DeviceGetProperties),
+        Request::DeviceSummary(r) => h.device_summary(cx, r).map(Reply::DeviceSummary),
         Request::DevicePrimaryCtxRetain(r) => h
             .device_primary_ctx_retain(cx, r)
             .map(Reply::DevicePrimaryCtxRetain),
@@ -2940,6 +2975,7 @@ pub const MESSAGES: &[(u32, &str)] = &[
     (20, "DeviceGetP2pAttribute"),
     (21, "DeviceGetTexture1dLinearMaxWidth"),
     (22, "DeviceGetProperties"),
+    (23, "DeviceSummary"),
     (30, "DevicePrimaryCtxRetain"),
     (31, "DevicePrimaryCtxRelease"),
     (32, "DevicePrimaryCtxReset"),

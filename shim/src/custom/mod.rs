@@ -2,6 +2,7 @@
 
 mod context;
 mod dark;
+mod device;
 mod host;
 mod init;
 mod launch;
@@ -10,6 +11,7 @@ mod module;
 
 pub use context::*;
 pub use dark::*;
+pub use device::*;
 pub use host::*;
 pub use init::*;
 pub use launch::*;

@@ -54,91 +54,6 @@ pub unsafe extern "C" fn cuDeviceGet(device: *mut i32, ordinal: i32) -> CUresult
     })
 }
 
-/// Forwarded as message `DeviceGetName`.
-#[no_mangle]
-pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: i32, dev: i32) -> CUresult {
-    rt::export("cuDeviceGetName", true, false, move || {
-        if name.is_null() && len as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = DeviceGetNameReq { len, dev };
-        let Reply::DeviceGetName(rep) = rt::call(Request::DeviceGetName(req))? else {
-            return Err(rt::mismatch("cuDeviceGetName"));
-        };
-        // SAFETY: the caller passes `len` writable bytes at `name`.
-        unsafe { rt::str_out(name, len as i64, &rep.name) };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `DeviceGetUuid`.
-#[no_mangle]
-pub unsafe extern "C" fn cuDeviceGetUuid(uuid: *mut u8, dev: i32) -> CUresult {
-    rt::export("cuDeviceGetUuid", true, false, move || {
-        if uuid.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = DeviceGetUuidReq { dev };
-        let Reply::DeviceGetUuid(rep) = rt::call(Request::DeviceGetUuid(req))? else {
-            return Err(rt::mismatch("cuDeviceGetUuid"));
-        };
-        // SAFETY: checked non-null; the caller passes 16 writable bytes.
-        unsafe { rt::bytes_out(uuid as *mut c_void, 16, &rep.uuid) }?;
-        Ok(())
-    })
-}
-
-/// Forwarded as message `DeviceGetUuid`.
-#[no_mangle]
-pub unsafe extern "C" fn cuDeviceGetUuid_v2(uuid: *mut u8, dev: i32) -> CUresult {
-    rt::export("cuDeviceGetUuid_v2", true, false, move || {
-        if uuid.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = DeviceGetUuidReq { dev };
-        let Reply::DeviceGetUuid(rep) = rt::call(Request::DeviceGetUuid(req))? else {
-            return Err(rt::mismatch("cuDeviceGetUuid_v2"));
-        };
-        // SAFETY: checked non-null; the caller passes 16 writable bytes.
-        unsafe { rt::bytes_out(uuid as *mut c_void, 16, &rep.uuid) }?;
-        Ok(())
-    })
-}
-
-/// Forwarded as message `DeviceTotalMem`.
-#[no_mangle]
-pub unsafe extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, dev: i32) -> CUresult {
-    rt::export("cuDeviceTotalMem_v2", true, false, move || {
-        if bytes.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = DeviceTotalMemReq { dev };
-        let Reply::DeviceTotalMem(rep) = rt::call(Request::DeviceTotalMem(req))? else {
-            return Err(rt::mismatch("cuDeviceTotalMem_v2"));
-        };
-        // SAFETY: checked non-null above; points to a caller-owned result slot.
-        unsafe { bytes.write(rep.bytes as usize) };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `DeviceGetAttribute`.
-#[no_mangle]
-pub unsafe extern "C" fn cuDeviceGetAttribute(value: *mut i32, attrib: i32, dev: i32) -> CUresult {
-    rt::export("cuDeviceGetAttribute", true, false, move || {
-        if value.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = DeviceGetAttributeReq { attrib, dev };
-        let Reply::DeviceGetAttribute(rep) = rt::call(Request::DeviceGetAttribute(req))? else {
-            return Err(rt::mismatch("cuDeviceGetAttribute"));
-        };
-        // SAFETY: checked non-null above; points to a caller-owned result slot.
-        unsafe { value.write(rep.value) };
-        Ok(())
-    })
-}
-
 /// Forwarded as message `DeviceGetPciBusId`.
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetPCIBusId(
@@ -2483,6 +2398,66 @@ pub unsafe extern "C" fn cuGetProcAddress_v2(
     rt::export("cuGetProcAddress_v2", false, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_get_proc_address_v2(symbol, pfn, cuda_version, flags, status) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_device_get_name`.
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: i32, dev: i32) -> CUresult {
+    rt::trace_args("cuDeviceGetName", || {
+        format!("name={:?}, len={:?}, dev={:?}", name, len, dev)
+    });
+    rt::export("cuDeviceGetName", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_device_get_name(name, len, dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_device_get_uuid`.
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetUuid(uuid: *mut u8, dev: i32) -> CUresult {
+    rt::trace_args("cuDeviceGetUuid", || {
+        format!("uuid={:?}, dev={:?}", uuid, dev)
+    });
+    rt::export("cuDeviceGetUuid", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_device_get_uuid(uuid, dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_device_get_uuid`.
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetUuid_v2(uuid: *mut u8, dev: i32) -> CUresult {
+    rt::trace_args("cuDeviceGetUuid_v2", || {
+        format!("uuid={:?}, dev={:?}", uuid, dev)
+    });
+    rt::export("cuDeviceGetUuid_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_device_get_uuid(uuid, dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_device_total_mem_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, dev: i32) -> CUresult {
+    rt::trace_args("cuDeviceTotalMem_v2", || {
+        format!("bytes={:?}, dev={:?}", bytes, dev)
+    });
+    rt::export("cuDeviceTotalMem_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_device_total_mem_v2(bytes, dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_device_get_attribute`.
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetAttribute(value: *mut i32, attrib: i32, dev: i32) -> CUresult {
+    rt::trace_args("cuDeviceGetAttribute", || {
+        format!("value={:?}, attrib={:?}, dev={:?}", value, attrib, dev)
+    });
+    rt::export("cuDeviceGetAttribute", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_device_get_attribute(value, attrib, dev) }
     })
 }
 
