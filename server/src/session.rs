@@ -280,6 +280,37 @@ impl Session {
         Ok(s.submit(deps, job))
     }
 
+    /// Runs `job` in stream order and waits for it. When the stream has nothing pending, the job
+    /// runs right here (no hand-off to the stream's thread and back: the latency of synchronous
+    /// calls matters).
+    fn submit_wait(&self, cx: &Cx, handle: u64, job: crate::exec::Job) -> CuResult<()> {
+        let mut st = self.st();
+        let s = self.stream(&mut st, cx, handle)?;
+        let deps = self.implicit_deps(&st, &s);
+        drop(st);
+        if s.tail().is_done() && deps.iter().all(|d| d.is_done()) {
+            job();
+        } else {
+            s.submit(deps, job).wait();
+        }
+        Ok(())
+    }
+
+    /// Runs `job` in stream order, waiting for it when `wait`.
+    fn submit_maybe_wait(
+        &self,
+        cx: &Cx,
+        handle: u64,
+        job: crate::exec::Job,
+        wait: bool,
+    ) -> CuResult<()> {
+        if wait {
+            self.submit_wait(cx, handle, job)
+        } else {
+            self.submit(cx, handle, job).map(|_| ())
+        }
+    }
+
     /// A device range owned by this session and inside one allocation.
     fn region(&self, cx: &Cx, ptr: u64, len: u64) -> CuResult<Region> {
         let st = self.st();
@@ -320,10 +351,8 @@ impl Session {
             return Ok(());
         }
         let r = self.region(cx, dst, n)?;
-        let f = self.submit(cx, stream, Box::new(move || r.buf.write(r.offset, &data)))?;
-        if wait {
-            f.wait();
-        }
+        let job: crate::exec::Job = Box::new(move || r.buf.write(r.offset, &data));
+        self.submit_maybe_wait(cx, stream, job, wait)?;
         Ok(())
     }
 
@@ -334,7 +363,7 @@ impl Session {
         let r = self.region(cx, src, n)?;
         let out = Arc::new(Mutex::new(Vec::new()));
         let o = out.clone();
-        let f = self.submit(
+        self.submit_wait(
             cx,
             stream,
             Box::new(move || {
@@ -343,7 +372,6 @@ impl Session {
                 *o.lock().unwrap_or_else(|e| e.into_inner()) = v;
             }),
         )?;
-        f.wait();
         let v = std::mem::take(&mut *out.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(v)
     }
@@ -362,14 +390,9 @@ impl Session {
         }
         let d = self.region(cx, dst, n)?;
         let s = self.region(cx, src, n)?;
-        let f = self.submit(
-            cx,
-            stream,
-            Box::new(move || d.buf.copy_from(d.offset, &s.buf, s.offset, n as usize)),
-        )?;
-        if wait {
-            f.wait();
-        }
+        let job: crate::exec::Job =
+            Box::new(move || d.buf.copy_from(d.offset, &s.buf, s.offset, n as usize));
+        self.submit_maybe_wait(cx, stream, job, wait)?;
         Ok(())
     }
 
@@ -399,19 +422,13 @@ impl Session {
             .and_then(|v| v.checked_add(width * es))
             .ok_or(CuError::INVALID_VALUE)?;
         let r = self.region(cx, dst, span)?;
-        let f = self.submit(
-            cx,
-            stream,
-            Box::new(move || {
-                for row in 0..height {
-                    r.buf
-                        .fill(r.offset + (row * pitch) as usize, &pattern, width as usize);
-                }
-            }),
-        )?;
-        if wait {
-            f.wait();
-        }
+        let job: crate::exec::Job = Box::new(move || {
+            for row in 0..height {
+                r.buf
+                    .fill(r.offset + (row * pitch) as usize, &pattern, width as usize);
+            }
+        });
+        self.submit_maybe_wait(cx, stream, job, wait)?;
         Ok(())
     }
 
