@@ -54,6 +54,15 @@ enum Cmd {
         /// Seconds of silence after which a client counts as dead and its resources are released.
         #[arg(long, default_value_t = 3.0)]
         idle_timeout: f64,
+        /// Most client sessions at once.
+        #[arg(long, default_value_t = 256)]
+        max_sessions: usize,
+        /// Device memory one session may hold, e.g. 2G (default: no limit).
+        #[arg(long, value_parser = parse_size)]
+        session_memory: Option<u64>,
+        /// On SIGTERM/Ctrl-C, seconds open sessions get to finish before they are closed.
+        #[arg(long, default_value_t = 10.0)]
+        shutdown_grace: f64,
         #[command(flatten)]
         dev: DeviceArgs,
     },
@@ -150,6 +159,9 @@ fn run(cli: Cli) -> Result<i32> {
             connection_file,
             insecure,
             idle_timeout,
+            max_sessions,
+            session_memory,
+            shutdown_grace,
             dev,
         } => {
             let mut cfg = server_config(state_dir.unwrap_or_else(default_state_dir), &dev);
@@ -157,6 +169,8 @@ fn run(cli: Cli) -> Result<i32> {
             cfg.connection_file = connection_file;
             cfg.insecure = insecure;
             cfg.idle_timeout = Duration::from_secs_f64(idle_timeout.clamp(0.5, 3600.0));
+            cfg.max_sessions = max_sessions.max(1);
+            cfg.session_memory = session_memory;
             let rt = runtime()?;
             rt.block_on(async {
                 let srv = server::start(cfg).await?;
@@ -165,13 +179,10 @@ fn run(cli: Cli) -> Result<i32> {
                     srv.addr,
                     srv.connection_path.display()
                 );
-                tokio::select! {
-                    _ = shutdown_signal() => {
-                        tracing::info!("shutting down");
-                        srv.close();
-                    }
-                    _ = srv.wait() => {}
-                }
+                shutdown_signal().await;
+                tracing::info!("shutting down: no new sessions; {} open", srv.sessions());
+                srv.shutdown(Duration::from_secs_f64(shutdown_grace.clamp(0.0, 3600.0)))
+                    .await;
                 Ok::<_, anyhow::Error>(())
             })?;
             Ok(0)

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Largest accepted frame.
     pub max_frame: u32,
+    /// Most client sessions at once; further clients are refused with a clear message.
+    pub max_sessions: usize,
+    /// Device memory one session may hold (`None`: no limit besides the device's).
+    pub session_memory: Option<u64>,
 }
 
 impl ServerConfig {
@@ -58,6 +62,8 @@ impl ServerConfig {
             device: DeviceKind::Auto,
             cpu_devices: 1,
             cpu_memory: 4 << 30,
+            max_sessions: 256,
+            session_memory: None,
             idle_timeout: Duration::from_secs(3),
             max_frame: wire::DEFAULT_MAX_FRAME,
         }
@@ -92,17 +98,48 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     /// The devices offered.
     pub devices: Arc<Vec<Arc<dyn Device>>>,
+    live: Arc<Live>,
 }
 
+/// Server-wide session bookkeeping.
+#[derive(Default)]
+struct Live {
+    sessions: std::sync::atomic::AtomicUsize,
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// QUIC application close code: the server is shutting down.
+pub const CLOSE_SHUTDOWN: u32 = 3;
+
 impl Server {
+    /// Number of client sessions open now.
+    pub fn sessions(&self) -> usize {
+        self.live.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Graceful shutdown: stop accepting, let open sessions finish for up to `grace`, then close
+    /// the remaining connections (their programs get `CUDA_ERROR_DEVICE_UNAVAILABLE`).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.live.draining.store(true, Ordering::SeqCst);
+        self.endpoint.set_server_config(None);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.sessions() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if self.sessions() > 0 {
+            tracing::warn!(
+                "closing {} session(s) still open after {grace:?}",
+                self.sessions()
+            );
+        }
+        self.endpoint
+            .close(CLOSE_SHUTDOWN.into(), b"server shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+
     /// Stops accepting and closes every connection.
     pub fn close(&self) {
         self.endpoint.close(1u32.into(), b"server shutting down");
-    }
-
-    /// Waits until the endpoint is closed.
-    pub async fn wait(&self) {
-        self.endpoint.wait_idle().await;
     }
 }
 
@@ -182,12 +219,18 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
     let ep = endpoint.clone();
     let devs = devices.clone();
     let cfg = Arc::new(cfg);
+    let live = Arc::new(Live::default());
+    let lv = live.clone();
     tokio::spawn(async move {
         while let Some(inc) = ep.accept().await {
-            let (devs, cfg) = (devs.clone(), cfg.clone());
+            if lv.draining.load(Ordering::SeqCst) {
+                inc.refuse();
+                continue;
+            }
+            let (devs, cfg, lv) = (devs.clone(), cfg.clone(), lv.clone());
             tokio::spawn(async move {
                 let remote = inc.remote_address();
-                if let Err(e) = serve_connection(inc, devs, cfg).await {
+                if let Err(e) = serve_connection(inc, devs, cfg, lv).await {
                     tracing::info!("connection from {remote} ended: {e}");
                 }
             });
@@ -199,6 +242,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         connection_path,
         endpoint,
         devices,
+        live,
     })
 }
 
@@ -235,10 +279,20 @@ async fn refuse(send: &mut quinn::SendStream, why: String) -> String {
     why
 }
 
+/// Counts a session for as long as it lives.
+struct SessionSlot(Arc<Live>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn serve_connection(
     inc: quinn::Incoming,
     devices: Arc<Vec<Arc<dyn Device>>>,
     cfg: Arc<ServerConfig>,
+    live: Arc<Live>,
 ) -> Result<(), String> {
     let remote = inc.remote_address();
     let conn = inc.await.map_err(|e| format!("handshake failed: {e}"))?;
@@ -295,6 +349,20 @@ async fn serve_connection(
         );
         return Err(why);
     }
+    if live.sessions.fetch_add(1, Ordering::SeqCst) >= cfg.max_sessions {
+        live.sessions.fetch_sub(1, Ordering::SeqCst);
+        let why = refuse(
+            &mut send,
+            format!(
+                "the server is at its limit of {} sessions; try again later",
+                cfg.max_sessions
+            ),
+        )
+        .await;
+        tracing::warn!("refused {remote}: {why}");
+        return Err(why);
+    }
+    let _slot = SessionSlot(live.clone());
     let sid = SESSIONS.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let out_tx = tx.clone();
@@ -302,6 +370,7 @@ async fn serve_connection(
         let _ = out_tx.send(wire::output_frame(stream, &data));
     });
     let session = Arc::new(Session::with_notify(sid, devices, notify));
+    session.set_memory_quota(cfg.session_memory);
     let welcome = Welcome {
         session: sid,
         server_version: rgpu_protocol::VERSION.into(),

@@ -95,6 +95,8 @@ pub struct Session {
     notify: Notify,
     /// Errors of pipelined calls, per client thread, reported by that thread's next reply.
     deferred: Mutex<HashMap<u64, CuError>>,
+    /// Device memory this session may hold, if limited.
+    quota: Mutex<Option<u64>>,
 }
 
 impl Session {
@@ -111,7 +113,22 @@ impl Session {
             st: Mutex::new(State::default()),
             notify,
             deferred: Mutex::new(HashMap::new()),
+            quota: Mutex::new(None),
         }
+    }
+
+    /// Limits the device memory this session may hold (`None`: no limit).
+    pub fn set_memory_quota(&self, q: Option<u64>) {
+        *self.quota.lock().unwrap_or_else(|e| e.into_inner()) = q;
+    }
+
+    /// Bytes of device memory this session holds.
+    fn held_bytes(&self, st: &State) -> u64 {
+        st.allocs
+            .iter()
+            .filter_map(|(b, a)| self.devices[a.device as usize].region(*b, 1).ok())
+            .map(|r| r.buf.len() as u64)
+            .sum()
     }
 
     /// Records the failure of a pipelined call made by client thread `thread` (the first one
@@ -1032,6 +1049,12 @@ impl Handler for Session {
     fn mem_alloc(&self, cx: &Cx, req: MemAllocReq) -> CuResult<MemAllocRep> {
         let mut st = self.st();
         let dev = self.ctx(&st, cx)?.device;
+        let quota = *self.quota.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = quota {
+            if self.held_bytes(&st).saturating_add(req.bytesize) > q {
+                return Err(CuError::OUT_OF_MEMORY);
+            }
+        }
         let ptr = self.devices[dev as usize].alloc(req.bytesize)?;
         st.allocs.insert(
             ptr,

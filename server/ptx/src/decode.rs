@@ -1429,8 +1429,68 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
             })
         }
         "call" => lower_call(cx, i),
+        "dp4a" | "dp2a" => {
+            ops(i.i, 4)?;
+            let tys = i.types();
+            if tys.len() != 2 || tys.iter().any(|t| !matches!(t, Type::U32 | Type::S32)) {
+                return unsupported(i);
+            }
+            let (sa, sb) = (tys[0] == Type::S32, tys[1] == Type::S32);
+            let f: F3 = match (op, i.has("hi"), sa, sb) {
+                ("dp4a", _, false, false) => dp4a::<false, false>,
+                ("dp4a", _, false, true) => dp4a::<false, true>,
+                ("dp4a", _, true, false) => dp4a::<true, false>,
+                ("dp4a", _, true, true) => dp4a::<true, true>,
+                (_, false, false, false) => dp2a::<false, false, false>,
+                (_, false, false, true) => dp2a::<false, true, false>,
+                (_, false, true, false) => dp2a::<true, false, false>,
+                (_, false, true, true) => dp2a::<true, true, false>,
+                (_, true, false, false) => dp2a::<false, false, true>,
+                (_, true, false, true) => dp2a::<false, true, true>,
+                (_, true, true, false) => dp2a::<true, false, true>,
+                (_, true, true, true) => dp2a::<true, true, true>,
+            };
+            Ok(Op::Tern {
+                d: dst(cx, &o[0], line)?,
+                a: src(cx, &o[1], Type::B32, line)?,
+                b: src(cx, &o[2], Type::B32, line)?,
+                c: src(cx, &o[3], Type::B32, line)?,
+                f,
+            })
+        }
         _ => unsupported(i),
     }
+}
+
+/// Field `i` of width `bits` of `x`, sign- or zero-extended.
+fn field(x: u64, i: u32, bits: u32, signed: bool) -> i64 {
+    let v = (x >> (i * bits)) & ((1 << bits) - 1);
+    if signed {
+        ((v << (64 - bits)) as i64) >> (64 - bits)
+    } else {
+        v as i64
+    }
+}
+
+/// `dp4a.atype.btype d, a, b, c`: `c` plus the dot product of the four bytes of `a` and `b`
+/// (32-bit wrapping).
+fn dp4a<const SA: bool, const SB: bool>(a: u64, b: u64, c: u64) -> u64 {
+    let mut d = c as u32;
+    for i in 0..4 {
+        d = d.wrapping_add((field(a, i, 8, SA) * field(b, i, 8, SB)) as u32);
+    }
+    d as u64
+}
+
+/// `dp2a.{lo,hi}.atype.btype d, a, b, c`: `c` plus the dot product of the two half-words of
+/// `a` with bytes 0-1 (`.lo`) or 2-3 (`.hi`) of `b` (32-bit wrapping).
+fn dp2a<const SA: bool, const SB: bool, const HI: bool>(a: u64, b: u64, c: u64) -> u64 {
+    let base = if HI { 2 } else { 0 };
+    let mut d = c as u32;
+    for i in 0..2 {
+        d = d.wrapping_add((field(a, i, 16, SA) * field(b, base + i, 8, SB)) as u32);
+    }
+    d as u64
 }
 
 fn lower_call(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
@@ -2189,4 +2249,94 @@ unsafe fn fma32_hw(a: f32, b: f32, c: f32) -> f32 {
 #[target_feature(enable = "fma")]
 unsafe fn fma64_hw(a: f64, b: f64, c: f64) -> f64 {
     a.mul_add(b, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_text(body: &str) -> Result<Program, DecodeError> {
+        let src = format!(
+            ".version 9.5\n.target sm_75\n.address_size 64\n.visible .entry k(.param .u64 p)\n{{\n{body}\n}}\n"
+        );
+        let m = crate::parser::parse(&src).expect("parses");
+        decode(&m, &HashMap::new())
+    }
+
+    #[test]
+    fn registers_declared_without_percent_in_inline_asm_blocks() {
+        let p = decode_text(
+            ".reg .b64 %rd<3>;\n.reg .b32 %r<2>;\n{\n.reg .u64 t;\n.reg .pred q;\n\
+             sub.cc.u64 t, %rd1, %rd2;\nsubc.u32 %r1, 0, 0;\nsetp.eq.u64 q, t, 0;\n\
+             @q mov.u64 %rd1, t;\n}\nret;",
+        )
+        .expect("decodes");
+        assert_eq!(p.funcs[0].nregs, 6);
+    }
+
+    #[test]
+    fn predicate_logic_with_and_or_xor() {
+        let p = decode_text(
+            ".reg .pred %p<4>;\n.reg .b32 %r<2>;\nsetp.ne.s32 %p1, %r1, 0;\n\
+             and.pred %p2, %p1, %p1;\nor.pred %p3, %p1, !%p2;\nxor.pred %p3, %p3, %p2;\nret;",
+        )
+        .expect("decodes");
+        let ops: Vec<_> = p.funcs[0].code.iter().map(|i| &i.op).collect();
+        assert!(matches!(
+            ops[1],
+            Op::PredOp {
+                op: BoolOp::And,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ops[2],
+            Op::PredOp {
+                op: BoolOp::Or,
+                b: Some((_, true)),
+                ..
+            }
+        ));
+        assert!(matches!(
+            ops[3],
+            Op::PredOp {
+                op: BoolOp::Xor,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn integer_dot_products() {
+        // a = bytes (1, -2, 3, -4), b = bytes (5, 6, -7, 8) / half-words (1, -1).
+        let a = u32::from_le_bytes([1, 0xfe, 3, 0xfc]) as u64;
+        let b = u32::from_le_bytes([5, 6, 0xf9, 8]) as u64;
+        assert_eq!(
+            dp4a::<true, true>(a, b, 100),
+            (100 + 5 - 12 - 21 - 32) as u64
+        );
+        assert_eq!(
+            dp4a::<false, false>(a, b, 0),
+            (5 + 254 * 6 + 3 * 249 + 252 * 8) as u64
+        );
+        let h = 0xffff_0001u64; // half-words (1, -1)
+        assert_eq!(dp2a::<true, true, false>(h, b, 7), (7 + 5 - 6) as u64);
+        assert_eq!(dp2a::<true, true, true>(h, b, 7), (7 - 7 - 8) as u32 as u64);
+        assert_eq!(
+            dp2a::<false, false, true>(h, b, 0),
+            (249 + 65535 * 8) as u64
+        );
+        assert_eq!(dp2a::<true, false, true>(h, b, 0), (249 - 8) as u64);
+    }
+
+    #[test]
+    fn texture_fetch_is_rejected_by_name_and_line() {
+        let e = decode_text(
+            ".reg .b32 %r<2>;\n.reg .f32 %f<5>;\n.reg .b64 %rd<3>;\n\
+             tex.1d.v4.f32.s32 {%f1, %f2, %f3, %f4}, [%rd2, {%r1}];\nret;",
+        )
+        .expect_err("rejected");
+        assert_eq!(e.line, 9);
+        assert!(e.msg.contains("tex.1d.v4.f32.s32"), "{e}");
+    }
 }
