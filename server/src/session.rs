@@ -1094,6 +1094,51 @@ impl Handler for Session {
         })
     }
 
+    fn pointer_info(&self, _cx: &Cx, req: PointerInfoReq) -> CuResult<PointerInfoRep> {
+        let st = self.st();
+        let Some((&base, a)) = st.allocs.range(..=req.ptr).next_back() else {
+            return Ok(PointerInfoRep::default());
+        };
+        let Ok(r) = self.devices[a.device as usize].region(base, 1) else {
+            return Ok(PointerInfoRep::default());
+        };
+        let size = r.buf.len() as u64;
+        if req.ptr >= base + size {
+            return Ok(PointerInfoRep::default());
+        }
+        Ok(PointerInfoRep {
+            found: true,
+            base,
+            size,
+            ctx: a.ctx,
+            device: a.device,
+        })
+    }
+
+    fn mem_alloc_async(&self, cx: &Cx, req: MemAllocAsyncReq) -> CuResult<MemAllocAsyncRep> {
+        // The stream must exist; the memory is usable at once, which stream order allows.
+        self.stream(&mut self.st(), cx, req.stream)?;
+        let r = self.mem_alloc(
+            cx,
+            MemAllocReq {
+                bytesize: req.bytesize,
+            },
+        )?;
+        Ok(MemAllocAsyncRep { dptr: r.dptr })
+    }
+
+    fn mem_free_async(&self, cx: &Cx, req: MemFreeAsyncReq) -> CuResult<MemFreeAsyncRep> {
+        self.stream(&mut self.st(), cx, req.stream)?;
+        if req.dptr == 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut st = self.st();
+        let a = st.allocs.remove(&req.dptr).ok_or(CuError::INVALID_VALUE)?;
+        // Work already queued holds its own reference to the memory; the address is released now.
+        let _ = self.devices[a.device as usize].free(req.dptr);
+        Ok(MemFreeAsyncRep {})
+    }
+
     fn mem_get_address_range(
         &self,
         cx: &Cx,

@@ -77,3 +77,8 @@ fn cudarc_driver_api() {
         common::show(&out)
     );
 }
+
+#[test]
+fn pointers() {
+    run_program("pointers");
+}

@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x321a5095b23132c8;
+pub const SPEC_HASH: u64 = 0x5c3f3b2648c3fcd5;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -1152,6 +1152,46 @@ pub struct OccupancyAvailableDynamicSMemRep {
     pub dynamic_smem: u64,
 }
 
+/// Request of message PointerInfo (opcode 160).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PointerInfoReq {
+    pub ptr: u64,
+}
+
+/// Reply of message PointerInfo (opcode 160).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PointerInfoRep {
+    pub found: bool,
+    pub base: u64,
+    pub size: u64,
+    pub ctx: u64,
+    pub device: i32,
+}
+
+/// Request of message MemAllocAsync (opcode 161).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemAllocAsyncReq {
+    pub bytesize: u64,
+    pub stream: u64,
+}
+
+/// Reply of message MemAllocAsync (opcode 161).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemAllocAsyncRep {
+    pub dptr: u64,
+}
+
+/// Request of message MemFreeAsync (opcode 162).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemFreeAsyncReq {
+    pub dptr: u64,
+    pub stream: u64,
+}
+
+/// Reply of message MemFreeAsync (opcode 162).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemFreeAsyncRep {}
+
 /// Every request body, tagged by its opcode on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -1246,6 +1286,9 @@ pub enum Request {
     OccupancyMaxActiveBlocks(OccupancyMaxActiveBlocksReq),
     OccupancyMaxActiveBlocksWithFlags(OccupancyMaxActiveBlocksWithFlagsReq),
     OccupancyAvailableDynamicSMem(OccupancyAvailableDynamicSMemReq),
+    PointerInfo(PointerInfoReq),
+    MemAllocAsync(MemAllocAsyncReq),
+    MemFreeAsync(MemFreeAsyncReq),
 }
 
 impl Request {
@@ -1343,6 +1386,9 @@ impl Request {
             Request::OccupancyMaxActiveBlocks(_) => 151,
             Request::OccupancyMaxActiveBlocksWithFlags(_) => 152,
             Request::OccupancyAvailableDynamicSMem(_) => 153,
+            Request::PointerInfo(_) => 160,
+            Request::MemAllocAsync(_) => 161,
+            Request::MemFreeAsync(_) => 162,
         }
     }
 
@@ -1440,6 +1486,9 @@ impl Request {
             Request::OccupancyMaxActiveBlocks(_) => "OccupancyMaxActiveBlocks",
             Request::OccupancyMaxActiveBlocksWithFlags(_) => "OccupancyMaxActiveBlocksWithFlags",
             Request::OccupancyAvailableDynamicSMem(_) => "OccupancyAvailableDynamicSMem",
+            Request::PointerInfo(_) => "PointerInfo",
+            Request::MemAllocAsync(_) => "MemAllocAsync",
+            Request::MemFreeAsync(_) => "MemFreeAsync",
         }
     }
 
@@ -1537,6 +1586,9 @@ impl Request {
             Request::OccupancyMaxActiveBlocks(m) => postcard::to_extend(m, out),
             Request::OccupancyMaxActiveBlocksWithFlags(m) => postcard::to_extend(m, out),
             Request::OccupancyAvailableDynamicSMem(m) => postcard::to_extend(m, out),
+            Request::PointerInfo(m) => postcard::to_extend(m, out),
+            Request::MemAllocAsync(m) => postcard::to_extend(m, out),
+            Request::MemFreeAsync(m) => postcard::to_extend(m, out),
         }
     }
 
@@ -1666,6 +1718,9 @@ impl Request {
             153 => Ok(Request::OccupancyAvailableDynamicSMem(
                 crate::wire::body_from(body)?,
             )),
+            160 => Ok(Request::PointerInfo(crate::wire::body_from(body)?)),
+            161 => Ok(Request::MemAllocAsync(crate::wire::body_from(body)?)),
+            162 => Ok(Request::MemFreeAsync(crate::wire::body_from(body)?)),
             other => Err(DecodeError::UnknownOpcode(other)),
         }
     }
@@ -1764,6 +1819,9 @@ impl Request {
             Request::OccupancyMaxActiveBlocks(Default::default()),
             Request::OccupancyMaxActiveBlocksWithFlags(Default::default()),
             Request::OccupancyAvailableDynamicSMem(Default::default()),
+            Request::PointerInfo(Default::default()),
+            Request::MemAllocAsync(Default::default()),
+            Request::MemFreeAsync(Default::default()),
         ]
     }
 }
@@ -1862,6 +1920,9 @@ pub enum Reply {
     OccupancyMaxActiveBlocks(OccupancyMaxActiveBlocksRep),
     OccupancyMaxActiveBlocksWithFlags(OccupancyMaxActiveBlocksWithFlagsRep),
     OccupancyAvailableDynamicSMem(OccupancyAvailableDynamicSMemRep),
+    PointerInfo(PointerInfoRep),
+    MemAllocAsync(MemAllocAsyncRep),
+    MemFreeAsync(MemFreeAsyncRep),
 }
 
 impl Reply {
@@ -1959,6 +2020,9 @@ impl Reply {
             Reply::OccupancyMaxActiveBlocks(_) => 151,
             Reply::OccupancyMaxActiveBlocksWithFlags(_) => 152,
             Reply::OccupancyAvailableDynamicSMem(_) => 153,
+            Reply::PointerInfo(_) => 160,
+            Reply::MemAllocAsync(_) => 161,
+            Reply::MemFreeAsync(_) => 162,
         }
     }
 
@@ -2056,6 +2120,9 @@ impl Reply {
             Reply::OccupancyMaxActiveBlocks(_) => "OccupancyMaxActiveBlocks",
             Reply::OccupancyMaxActiveBlocksWithFlags(_) => "OccupancyMaxActiveBlocksWithFlags",
             Reply::OccupancyAvailableDynamicSMem(_) => "OccupancyAvailableDynamicSMem",
+            Reply::PointerInfo(_) => "PointerInfo",
+            Reply::MemAllocAsync(_) => "MemAllocAsync",
+            Reply::MemFreeAsync(_) => "MemFreeAsync",
         }
     }
 
@@ -2153,6 +2220,9 @@ impl Reply {
             Reply::OccupancyMaxActiveBlocks(m) => postcard::to_extend(m, out),
             Reply::OccupancyMaxActiveBlocksWithFlags(m) => postcard::to_extend(m, out),
             Reply::OccupancyAvailableDynamicSMem(m) => postcard::to_extend(m, out),
+            Reply::PointerInfo(m) => postcard::to_extend(m, out),
+            Reply::MemAllocAsync(m) => postcard::to_extend(m, out),
+            Reply::MemFreeAsync(m) => postcard::to_extend(m, out),
         }
     }
 
@@ -2270,6 +2340,9 @@ impl Reply {
             153 => Ok(Reply::OccupancyAvailableDynamicSMem(
                 crate::wire::body_from(body)?,
             )),
+            160 => Ok(Reply::PointerInfo(crate::wire::body_from(body)?)),
+            161 => Ok(Reply::MemAllocAsync(crate::wire::body_from(body)?)),
+            162 => Ok(Reply::MemFreeAsync(crate::wire::body_from(body)?)),
             other => Err(DecodeError::UnknownOpcode(other)),
         }
     }
@@ -2368,6 +2441,9 @@ impl Reply {
             Reply::OccupancyMaxActiveBlocks(Default::default()),
             Reply::OccupancyMaxActiveBlocksWithFlags(Default::default()),
             Reply::OccupancyAvailableDynamicSMem(Default::default()),
+            Reply::PointerInfo(Default::default()),
+            Reply::MemAllocAsync(Default::default()),
+            Reply::MemFreeAsync(Default::default()),
         ]
     }
 }
@@ -2806,6 +2882,20 @@ pub trait Handler {
         cx: &Self::Cx,
         req: OccupancyAvailableDynamicSMemReq,
     ) -> Result<OccupancyAvailableDynamicSMemRep, CuError>;
+    /// Handles PointerInfo.
+    fn pointer_info(&self, cx: &Self::Cx, req: PointerInfoReq) -> Result<PointerInfoRep, CuError>;
+    /// Handles MemAllocAsync.
+    fn mem_alloc_async(
+        &self,
+        cx: &Self::Cx,
+        req: MemAllocAsyncReq,
+    ) -> Result<MemAllocAsyncRep, CuError>;
+    /// Handles MemFreeAsync.
+    fn mem_free_async(
+        &self,
+        cx: &Self::Cx,
+        req: MemFreeAsyncReq,
+    ) -> Result<MemFreeAsyncRep, CuError>;
 }
 
 /// Routes a decoded request to its handler method.
@@ -2956,6 +3046,9 @@ pub fn dispatch<H: Handler + ?Sized>(h: &H, cx: &H::Cx, req: Request) -> Result<
         Request::OccupancyAvailableDynamicSMem(r) => h
             .occupancy_available_dynamic_s_mem(cx, r)
             .map(Reply::OccupancyAvailableDynamicSMem),
+        Request::PointerInfo(r) => h.pointer_info(cx, r).map(Reply::PointerInfo),
+        Request::MemAllocAsync(r) => h.mem_alloc_async(cx, r).map(Reply::MemAllocAsync),
+        Request::MemFreeAsync(r) => h.mem_free_async(cx, r).map(Reply::MemFreeAsync),
     }
 }
 
@@ -3052,6 +3145,9 @@ pub const MESSAGES: &[(u32, &str)] = &[
     (151, "OccupancyMaxActiveBlocks"),
     (152, "OccupancyMaxActiveBlocksWithFlags"),
     (153, "OccupancyAvailableDynamicSMem"),
+    (160, "PointerInfo"),
+    (161, "MemAllocAsync"),
+    (162, "MemFreeAsync"),
 ];
 
 /// Every function declared by the pinned cuda.h (CUDA 13.5, all ABI versions).

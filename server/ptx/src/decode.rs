@@ -1429,6 +1429,18 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
             })
         }
         "call" => lower_call(cx, i),
+        "fns" => {
+            ops(i.i, 4)?;
+            Ok(Op::Tern {
+                d: dst(cx, &o[0], line)?,
+                a: src(cx, &o[1], Type::B32, line)?,
+                b: src(cx, &o[2], Type::U32, line)?,
+                c: src(cx, &o[3], Type::S32, line)?,
+                f: |m, base, off| fns(m as u32, base as u32, off as u32 as i32) as u64,
+            })
+        }
+        "vadd2" | "vadd4" | "vsub2" | "vsub4" | "vabsdiff2" | "vabsdiff4" | "vmin2" | "vmin4"
+        | "vmax2" | "vmax4" => lower_video_simd(cx, i),
         "dp4a" | "dp2a" => {
             ops(i.i, 4)?;
             let tys = i.types();
@@ -1460,6 +1472,121 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
         }
         _ => unsupported(i),
     }
+}
+
+/// `fns.b32 d, mask, base, offset`: the position of the `|offset|`-th set bit of `mask` counting
+/// from `base` upwards (`offset > 0`) or downwards (`offset < 0`); `offset == 0` tests bit `base`
+/// itself. `0xffffffff` when there is no such bit (or `base > 31`, which PTX leaves undefined).
+fn fns(mask: u32, base: u32, offset: i32) -> u32 {
+    if base > 31 {
+        return u32::MAX;
+    }
+    if offset == 0 {
+        return if mask >> base & 1 == 1 {
+            base
+        } else {
+            u32::MAX
+        };
+    }
+    let mut count = offset.unsigned_abs() - 1;
+    let mut pos = base as i32;
+    while (0..32).contains(&pos) {
+        if mask >> pos & 1 == 1 {
+            if count == 0 {
+                return pos as u32;
+            }
+            count -= 1;
+        }
+        pos += offset.signum();
+    }
+    u32::MAX
+}
+
+/// SIMD video instructions with the default byte/half-word selectors and merge mask:
+/// `vop{2,4}.dtype.atype.btype{.sat} d, a, b, c` (merge: every lane of `d` from the operation)
+/// and `vop{2,4}.dtype.atype.btype.add d, a, b, c` (`d = c +` the sum of the lane results).
+/// The configuration travels in the upper half of `c` through a scratch register.
+fn lower_video_simd(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
+    let line = i.i.line;
+    let o = ops(i.i, 4)?;
+    let tys = i.types();
+    let (sat, add) = (i.has("sat"), i.has("add"));
+    if tys.len() != 3 || tys.iter().any(|t| !matches!(t, Type::U32 | Type::S32)) || (sat && add) {
+        return unsupported(i);
+    }
+    let name = i.i.op.as_str();
+    let (base, lanes) = name.split_at(name.len() - 1);
+    let op: u64 = match base {
+        "vadd" => 0,
+        "vsub" => 1,
+        "vabsdiff" => 2,
+        "vmin" => 3,
+        _ => 4,
+    };
+    let signed = |t: Type| (t == Type::S32) as u64;
+    let cfg = op
+        | ((lanes == "4") as u64) << 3
+        | signed(tys[1]) << 4
+        | signed(tys[2]) << 5
+        | signed(tys[0]) << 6
+        | (sat as u64) << 7
+        | (add as u64) << 8;
+    let d = dst(cx, &o[0], line)?;
+    let (a, b) = (
+        src(cx, &o[1], Type::B32, line)?,
+        src(cx, &o[2], Type::B32, line)?,
+    );
+    let c = src(cx, &o[3], Type::B32, line)?;
+    cx.nregs += 1;
+    let t = cx.nregs as u16 - 1;
+    cx.code.push(Inst {
+        guard: None,
+        op: Op::Bin {
+            d: t,
+            a: c,
+            b: Src::I(cfg),
+            f: |c, cfg| (c & 0xffff_ffff) | (cfg << 32),
+        },
+        line,
+    });
+    Ok(Op::Tern {
+        d,
+        a,
+        b,
+        c: Src::R(t),
+        f: video_simd,
+    })
+}
+
+/// Evaluates a SIMD video instruction configured by [`lower_video_simd`].
+fn video_simd(a: u64, b: u64, c_cfg: u64) -> u64 {
+    let cfg = c_cfg >> 32;
+    let c = c_cfg as u32;
+    let (four, sa, sb, sd) = (cfg & 8 != 0, cfg & 16 != 0, cfg & 32 != 0, cfg & 64 != 0);
+    let (sat, add) = (cfg & 128 != 0, cfg & 256 != 0);
+    let (n, bits) = if four { (4, 8) } else { (2, 16) };
+    let (mut merged, mut acc) = (c, c);
+    for k in 0..n {
+        let (x, y) = (field(a, k, bits, sa), field(b, k, bits, sb));
+        let mut r = match cfg & 7 {
+            0 => x + y,
+            1 => x - y,
+            2 => (x - y).abs(),
+            3 => x.min(y),
+            _ => x.max(y),
+        };
+        if sat {
+            r = if sd {
+                r.clamp(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+            } else {
+                r.clamp(0, (1 << bits) - 1)
+            };
+        }
+        acc = acc.wrapping_add(r as u32);
+        let m = (((1u64 << bits) - 1) << (k * bits)) as u32;
+        merged = (merged & !m) | (((r as u32) << (k * bits)) & m);
+    }
+    (if add { acc } else { merged }) as u64
 }
 
 /// Field `i` of width `bits` of `x`, sign- or zero-extended.
@@ -2327,6 +2454,54 @@ mod tests {
             (249 + 65535 * 8) as u64
         );
         assert_eq!(dp2a::<true, false, true>(h, b, 0), (249 - 8) as u64);
+    }
+
+    #[test]
+    fn find_nth_set_bit() {
+        // The ISA's examples.
+        assert_eq!(fns(0xaaaa_aaaa, 3, 1), 3);
+        assert_eq!(fns(0xaaaa_aaaa, 3, -1), 3);
+        assert_eq!(fns(0xaaaa_aaaa, 2, 1), 3);
+        assert_eq!(fns(0xaaaa_aaaa, 2, -1), 1);
+        assert_eq!(fns(0xaaaa_aaaa, 2, 0), u32::MAX);
+        assert_eq!(fns(0xaaaa_aaaa, 0, 3), 5);
+        assert_eq!(fns(0xaaaa_aaaa, 31, -16), 1);
+        assert_eq!(fns(0xaaaa_aaaa, 31, -17), u32::MAX);
+        assert_eq!(fns(0, 0, 1), u32::MAX);
+    }
+
+    #[test]
+    fn video_simd_absdiff_and_accumulate() {
+        let p = decode_text(
+            ".reg .b32 %r<5>;\nvabsdiff4.u32.u32.u32 %r3, %r1, %r2, %r3;\n\
+             vabsdiff2.u32.u32.u32.add %r4, %r1, %r2, %r4;\nvadd4.s32.s32.s32.sat %r4, %r1, %r2, %r4;\nret;",
+        )
+        .expect("decodes");
+        // Each lowers to a configuration step and the operation.
+        let f = &p.funcs[0];
+        let eval = |k: usize, a: u64, b: u64, c: u64| {
+            let Op::Bin {
+                f: cfgf,
+                b: Src::I(cfg),
+                ..
+            } = f.code[k].op
+            else {
+                panic!("configuration step")
+            };
+            let Op::Tern { f: op, .. } = f.code[k + 1].op else {
+                panic!("operation")
+            };
+            op(a, b, cfgf(c, cfg))
+        };
+        let (a, b) = (0x10_ff_05_80u64, 0x20_00_0a_7fu64);
+        assert_eq!(eval(0, a, b, 0x1234), 0x10_ff_05_01);
+        // Half-words (0x0580, 0x10ff) and (0x0a7f, 0x2000), accumulated into 7.
+        assert_eq!(
+            eval(2, a, b, 7),
+            7 + (0x0a7f - 0x0580) + (0x10ff - 0x2000i64).unsigned_abs()
+        );
+        // Signed saturating byte adds: 0x80 + 0x7f = -1, 5 + 10, -1 + 0, 16 + 32.
+        assert_eq!(eval(4, a, b, 0), 0x30_ff_0f_ff);
     }
 
     #[test]

@@ -24,6 +24,13 @@ fn find(p: usize) -> Option<(usize, u32, bool)> {
     (p < base + r.size.max(1)).then_some((base, r.flags, r.owned))
 }
 
+/// The page-locked range containing `p`: (base, size).
+pub fn host_range(p: usize) -> Option<(usize, usize)> {
+    let g = RANGES.lock().unwrap_or_else(|e| e.into_inner());
+    let (&base, r) = g.range(..=p).next_back()?;
+    (p < base + r.size.max(1)).then_some((base, r.size))
+}
+
 fn require_context() -> CuResult<()> {
     if rt::current_ctx() == 0 {
         return Err(CuError::INVALID_CONTEXT);

@@ -8,6 +8,7 @@ mod init;
 mod launch;
 mod memory;
 mod module;
+mod pointer;
 
 pub use context::*;
 pub use dark::*;
@@ -17,3 +18,4 @@ pub use init::*;
 pub use launch::*;
 pub use memory::*;
 pub use module::*;
+pub use pointer::*;

@@ -2309,6 +2309,84 @@ pub unsafe extern "C" fn cuOccupancyAvailableDynamicSMemPerBlock(
     )
 }
 
+/// Forwarded as message `MemAllocAsync`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAllocAsync(
+    dptr: *mut u64,
+    bytesize: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::export("cuMemAllocAsync", true, false, move || {
+        if dptr.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = MemAllocAsyncReq {
+            bytesize: bytesize as u64,
+            stream: stream as u64,
+        };
+        let Reply::MemAllocAsync(rep) = rt::call(Request::MemAllocAsync(req))? else {
+            return Err(rt::mismatch("cuMemAllocAsync"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { dptr.write(rep.dptr) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `MemAllocAsync`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAllocAsync_ptsz(
+    dptr: *mut u64,
+    bytesize: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::export("cuMemAllocAsync_ptsz", true, true, move || {
+        if dptr.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let req = MemAllocAsyncReq {
+            bytesize: bytesize as u64,
+            stream: stream as u64,
+        };
+        let Reply::MemAllocAsync(rep) = rt::call(Request::MemAllocAsync(req))? else {
+            return Err(rt::mismatch("cuMemAllocAsync_ptsz"));
+        };
+        // SAFETY: checked non-null above; points to a caller-owned result slot.
+        unsafe { dptr.write(rep.dptr) };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `MemFreeAsync`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemFreeAsync(dptr: u64, stream: *mut c_void) -> CUresult {
+    rt::export("cuMemFreeAsync", true, false, move || {
+        let req = MemFreeAsyncReq {
+            dptr,
+            stream: stream as u64,
+        };
+        let Reply::MemFreeAsync(_rep) = rt::call(Request::MemFreeAsync(req))? else {
+            return Err(rt::mismatch("cuMemFreeAsync"));
+        };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `MemFreeAsync`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemFreeAsync_ptsz(dptr: u64, stream: *mut c_void) -> CUresult {
+    rt::export("cuMemFreeAsync_ptsz", true, true, move || {
+        let req = MemFreeAsyncReq {
+            dptr,
+            stream: stream as u64,
+        };
+        let Reply::MemFreeAsync(_rep) = rt::call(Request::MemFreeAsync(req))? else {
+            return Err(rt::mismatch("cuMemFreeAsync_ptsz"));
+        };
+        Ok(())
+    })
+}
+
 /// Hand-written: `crate::custom::cu_init`.
 #[no_mangle]
 pub unsafe extern "C" fn cuInit(flags: u32) -> CUresult {
@@ -3492,6 +3570,42 @@ pub unsafe extern "C" fn cuStreamAddCallback_ptsz(
     rt::export("cuStreamAddCallback_ptsz", true, true, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_stream_add_callback(stream, callback, user_data, flags) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_pointer_get_attribute`.
+#[no_mangle]
+pub unsafe extern "C" fn cuPointerGetAttribute(
+    data: *mut c_void,
+    attribute: i32,
+    ptr: u64,
+) -> CUresult {
+    rt::trace_args("cuPointerGetAttribute", || {
+        format!("data={:?}, attribute={:?}, ptr={:?}", data, attribute, ptr)
+    });
+    rt::export("cuPointerGetAttribute", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_pointer_get_attribute(data, attribute, ptr) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_pointer_get_attributes`.
+#[no_mangle]
+pub unsafe extern "C" fn cuPointerGetAttributes(
+    num_attributes: u32,
+    attributes: *mut i32,
+    data: *mut *mut c_void,
+    ptr: u64,
+) -> CUresult {
+    rt::trace_args("cuPointerGetAttributes", || {
+        format!(
+            "num_attributes={:?}, attributes={:?}, data={:?}, ptr={:?}",
+            num_attributes, attributes, data, ptr
+        )
+    });
+    rt::export("cuPointerGetAttributes", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_pointer_get_attributes(num_attributes, attributes, data, ptr) }
     })
 }
 
@@ -4937,18 +5051,6 @@ pub extern "C" fn cuMemAlloc() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuMemAllocAsync() -> CUresult {
-    rt::not_supported("cuMemAllocAsync")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuMemAllocAsync_ptsz() -> CUresult {
-    rt::not_supported("cuMemAllocAsync_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuMemAllocFromPoolAsync() -> CUresult {
     rt::not_supported("cuMemAllocFromPoolAsync")
 }
@@ -5029,18 +5131,6 @@ pub extern "C" fn cuMemExportToShareableHandle() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuMemFree() -> CUresult {
     rt::not_supported("cuMemFree")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuMemFreeAsync() -> CUresult {
-    rt::not_supported("cuMemFreeAsync")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuMemFreeAsync_ptsz() -> CUresult {
-    rt::not_supported("cuMemFreeAsync_ptsz")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -5797,18 +5887,6 @@ pub extern "C" fn cuParamSeti() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuParamSetv() -> CUresult {
     rt::not_supported("cuParamSetv")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuPointerGetAttribute() -> CUresult {
-    rt::not_supported("cuPointerGetAttribute")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuPointerGetAttributes() -> CUresult {
-    rt::not_supported("cuPointerGetAttributes")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -7346,9 +7424,13 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuLibraryLoadData"
             | "cuLibraryLoadFromFile"
             | "cuLibraryUnload"
+            | "cuMemAllocAsync"
+            | "cuMemAllocAsync_ptsz"
             | "cuMemAllocHost_v2"
             | "cuMemAllocPitch_v2"
             | "cuMemAlloc_v2"
+            | "cuMemFreeAsync"
+            | "cuMemFreeAsync_ptsz"
             | "cuMemFreeHost"
             | "cuMemFree_v2"
             | "cuMemGetAddressRange_v2"
@@ -7417,6 +7499,8 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuOccupancyAvailableDynamicSMemPerBlock"
             | "cuOccupancyMaxActiveBlocksPerMultiprocessor"
             | "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags"
+            | "cuPointerGetAttribute"
+            | "cuPointerGetAttributes"
             | "cuStreamAddCallback"
             | "cuStreamAddCallback_ptsz"
             | "cuStreamCreate"

@@ -4,6 +4,7 @@
 #include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 
 static int g_failures __attribute__((unused)) = 0;
 
