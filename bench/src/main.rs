@@ -203,6 +203,7 @@ fn main() -> Result<()> {
         &Request::ModuleLoad(ModuleLoadReq {
             hash: rgpu_protocol::image::content_hash(&image),
             image,
+            library: false,
         }),
     )?
     else {

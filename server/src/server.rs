@@ -259,6 +259,8 @@ fn sticky_exempt(req: &Request) -> bool {
             | Request::DevicePrimaryCtxReset(_)
             | Request::DevicePrimaryCtxRetain(_)
             | Request::DevicePrimaryCtxGetState(_)
+            | Request::DevicePrimaryCtxHandle(_)
+            | Request::DeviceSummary(_)
             | Request::DeviceGetCount(_)
             | Request::DeviceGet(_)
             | Request::DeviceGetAttribute(_)
@@ -426,8 +428,9 @@ async fn serve_connection(
             // and reported by the thread's next call that waits for a reply.
             let s = session.clone();
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if let Some(e) = s.sticky_error(cx.ctx) {
-                    return Err(e);
+                if s.sticky_error(cx.ctx).is_some() {
+                    // The context already failed; its next waiting call reports that.
+                    return Ok(());
                 }
                 dispatch(&*s, &cx, req).map(|_| ())
             }));
@@ -448,7 +451,11 @@ async fn serve_connection(
                     return Err(e);
                 }
                 let r = dispatch(&*s, &cx, req);
-                let deferred = s.take_deferred_error(cx.thread);
+                let deferred = if exempt {
+                    None
+                } else {
+                    s.take_deferred_error(cx.thread)
+                };
                 match s.sticky_error(cx.ctx).filter(|_| !exempt).or(deferred) {
                     Some(e) if r.is_ok() => Err(e),
                     _ => r,

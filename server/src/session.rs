@@ -843,6 +843,12 @@ impl Handler for Session {
             let h = p.handle;
             self.teardown_ctx(&mut st, h);
         }
+        self.reinit_library_globals(&st, req.dev);
+        // Errors of pipelined calls in the old context must not surface in the new one.
+        self.deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         Ok(DevicePrimaryCtxResetRep {})
     }
 

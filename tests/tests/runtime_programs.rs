@@ -37,6 +37,11 @@ macro_rules! both_runtimes {
 
 both_runtimes!(
     vector_add,
+    launch_first,
+    func_cache_config,
+    shared_optin_launch,
+    illegal_address_reset,
+    device_reset,
     matmul_shared,
     matmul_dynamic_shared,
     reduce_shuffle,
@@ -66,64 +71,15 @@ both_runtimes!(
 );
 
 /// Programs that pass with one runtime only; the other one is an ignored test below.
-mod cuda12_only {
-    /// cudart 12 loads the module after making the primary context current; cudart 13 calls
-    /// cuLibraryLoadData with no current context, which rgpu refuses (CUDA_ERROR_INVALID_CONTEXT).
-    #[test]
-    fn launch_first() {
-        super::expect_pass("launch_first", super::Runtime::Cuda12);
-    }
-
-    /// cudart 12 calls cuFuncSetCacheConfig; cudart 13 calls cuKernelSetCacheConfig, which rgpu
-    /// does not implement (CUDA_ERROR_NOT_SUPPORTED).
-    #[test]
-    fn func_cache_config() {
-        super::expect_pass("func_cache_config", super::Runtime::Cuda12);
-    }
-}
-
 /// Reproductions of known rgpu bugs and unsupported features: run with `--ignored`.
 mod known_bugs {
     use super::Runtime::{Cuda12, Cuda13};
-
-    #[test]
-    #[ignore = "rgpu: cuLibraryLoadData without a current context fails (CUDA_ERROR_INVALID_CONTEXT)"]
-    fn launch_first_cuda13() {
-        super::expect_pass("launch_first", Cuda13);
-    }
-
-    #[test]
-    #[ignore = "rgpu: cuKernelSetCacheConfig not implemented"]
-    fn func_cache_config_cuda13() {
-        super::expect_pass("func_cache_config", Cuda13);
-    }
 
     #[test]
     #[ignore = "rgpu: PTX `mov.b64 %rd, <kernel param>` (address of a parameter) is an unknown symbol"]
     fn struct_params_indexed() {
         super::expect_pass("struct_params_indexed", Cuda13);
         super::expect_pass("struct_params_indexed", Cuda12);
-    }
-
-    #[test]
-    #[ignore = "rgpu: a launch over 48 KB dynamic shared memory without opt-in succeeds; the error comes at the next sync"]
-    fn shared_optin_launch() {
-        super::expect_pass("shared_optin_launch", Cuda13);
-        super::expect_pass("shared_optin_launch", Cuda12);
-    }
-
-    #[test]
-    #[ignore = "rgpu: cudaDeviceReset after a kernel fault fails with the sticky error"]
-    fn illegal_address_reset() {
-        super::expect_pass("illegal_address_reset", Cuda13);
-        super::expect_pass("illegal_address_reset", Cuda12);
-    }
-
-    #[test]
-    #[ignore = "rgpu: kernels of a library loaded before cudaDeviceReset fail after it (INVALID_HANDLE)"]
-    fn device_reset() {
-        super::expect_pass("device_reset", Cuda13);
-        super::expect_pass("device_reset", Cuda12);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x5c3f3b2648c3fcd5;
+pub const SPEC_HASH: u64 = 0x44d27da3c029ee58;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -941,6 +941,7 @@ pub struct ModuleLoadReq {
     pub hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub image: Vec<u8>,
+    pub library: bool,
 }
 
 /// Reply of message ModuleLoad (opcode 130).
@@ -1063,6 +1064,8 @@ pub struct FuncLayoutRep {
     pub offsets: Vec<u64>,
     pub sizes: Vec<u64>,
     pub total: u64,
+    pub max_threads: u32,
+    pub max_dyn_smem: u32,
 }
 
 /// Request of message FuncSetCacheConfig (opcode 140).

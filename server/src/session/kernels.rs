@@ -14,6 +14,9 @@ pub(super) struct Module {
     prog: Arc<Program>,
     globals: HashMap<String, (u64, u64)>,
     ptx_version: i32,
+    /// Initial contents of each global: (address, bytes). A context-independent module's globals
+    /// start again from these in every new context (after a reset).
+    init: Vec<(u64, Vec<u8>)>,
 }
 
 pub(super) struct Function {
@@ -81,6 +84,15 @@ impl vm::Memory for Snapshot {
     }
 }
 
+/// Threads per block a kernel accepts: its `.maxntid`/`.reqntid`, else the device's 1024.
+fn max_threads(k: &rgpu_ptx::ir::Func) -> u32 {
+    if k.max_threads > 0 {
+        k.max_threads.min(1024)
+    } else {
+        1024
+    }
+}
+
 fn fault_code(f: &Fault) -> CuError {
     match f {
         Fault::IllegalAddress { .. } => CuError::ILLEGAL_ADDRESS,
@@ -101,6 +113,20 @@ fn failed(error: CuError, log: String) -> CuResult<ModuleLoadRep> {
 }
 
 impl Session {
+    /// Restores the initial contents of context-independent modules' globals (a new context
+    /// starts from the initialisers, as on a GPU where the library is loaded into it afresh).
+    pub(super) fn reinit_library_globals(&self, st: &State, device: i32) {
+        for m in st.modules.values().filter(|m| m.ctx == 0) {
+            for (addr, bytes) in &m.init {
+                if st.allocs.get(addr).is_some_and(|a| a.device == device) {
+                    if let Ok(r) = self.devices[device as usize].region(*addr, bytes.len() as u64) {
+                        r.buf.write(r.offset, bytes);
+                    }
+                }
+            }
+        }
+    }
+
     fn snapshot(&self, st: &State) -> Snapshot {
         let mut regions = Vec::with_capacity(st.allocs.len());
         for (&base, a) in &st.allocs {
@@ -118,10 +144,19 @@ impl Session {
     }
 
     pub(super) fn k_module_load(&self, cx: &Cx, req: ModuleLoadReq) -> CuResult<ModuleLoadRep> {
-        let dev = {
+        // A library is context-independent, and so is a module loaded with no context current
+        // (cudart 13 loads its fatbin before making a context current): it belongs to the
+        // session and survives context destruction and reset.
+        let (dev, owner) = {
             let st = self.st();
-            self.ctx(&st, cx)?.device
+            match self.ctx(&st, cx) {
+                Ok(c) if !req.library => (c.device, cx.ctx),
+                Ok(c) => (c.device, 0),
+                Err(_) if req.library || cx.ctx == 0 => (0, 0),
+                Err(e) => return Err(e),
+            }
         };
+        self.device(dev)?;
         let ast = if req.image.is_empty() {
             match cached_image(&req.hash) {
                 Some(a) => a,
@@ -182,6 +217,7 @@ impl Session {
             .enumerate()
             .map(|(i, f)| (f.name.as_str(), i))
             .collect();
+        let mut init = vec![];
         for g in &plans {
             let mut bytes = g.init.clone();
             for (off, sym, add, width) in &g.relocs {
@@ -201,6 +237,7 @@ impl Session {
                 bytes[o..o + w].copy_from_slice(&v[..w]);
             }
             if g.size > 0 {
+                init.push((addrs[&g.name], bytes.clone()));
                 match device.region(addrs[&g.name], g.size) {
                     Ok(r) => r.buf.write(r.offset, &bytes),
                     Err(e) => {
@@ -224,7 +261,7 @@ impl Session {
             .unwrap_or(0);
         let h = new_handle();
         let mut st = self.st();
-        if self.ctx(&st, cx).is_err() {
+        if owner != 0 && self.ctx(&st, cx).is_err() {
             release(&owned);
             return Err(CuError::INVALID_CONTEXT);
         }
@@ -232,7 +269,7 @@ impl Session {
             st.allocs.insert(
                 a,
                 Alloc {
-                    ctx: cx.ctx,
+                    ctx: owner,
                     device: dev,
                 },
             );
@@ -240,10 +277,11 @@ impl Session {
         st.modules.insert(
             h,
             Module {
-                ctx: cx.ctx,
+                ctx: owner,
                 prog: Arc::new(prog),
                 globals,
                 ptx_version,
+                init,
             },
         );
         Ok(ModuleLoadRep {
@@ -325,7 +363,7 @@ impl Session {
         let (f, m) = self.func(&st, req.func)?;
         let k = &m.prog.funcs[f.index];
         let value = match req.attrib {
-            0 => 1024,                                      // MAX_THREADS_PER_BLOCK
+            0 => max_threads(k) as i32,                     // MAX_THREADS_PER_BLOCK
             1 => k.static_smem as i32,                      // SHARED_SIZE_BYTES
             2 => 0,                                         // CONST_SIZE_BYTES
             3 => k.local_size.min(i32::MAX as u64) as i32,  // LOCAL_SIZE_BYTES
@@ -417,6 +455,8 @@ impl Session {
             offsets: k.kparams.iter().map(|p| p.0 as u64).collect(),
             sizes: k.kparams.iter().map(|p| p.1 as u64).collect(),
             total: k.kparam_size as u64,
+            max_threads: max_threads(k),
+            max_dyn_smem: f.max_dyn_smem,
         })
     }
 
@@ -501,7 +541,7 @@ impl Session {
             let ctx = self.ctx(&st, cx)?;
             let sticky = ctx.sticky.clone();
             let (f, m) = self.func(&st, req.func)?;
-            if m.ctx != cx.ctx {
+            if m.ctx != 0 && m.ctx != cx.ctx {
                 return Err(CuError::INVALID_HANDLE);
             }
             let k = &m.prog.funcs[f.index];
@@ -516,6 +556,14 @@ impl Session {
             )
         };
         let threads = block.iter().map(|&b| b as u64).product::<u64>();
+        let max_threads = {
+            let st = self.st();
+            let (f, m) = self.func(&st, req.func)?;
+            max_threads(&m.prog.funcs[f.index]) as u64
+        };
+        if threads > max_threads {
+            return Err(CuError::INVALID_VALUE);
+        }
         if block.contains(&0)
             || grid.contains(&0)
             || block[0] > 1024

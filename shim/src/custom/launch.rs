@@ -18,6 +18,8 @@ struct Layout {
     offsets: Vec<u64>,
     sizes: Vec<u64>,
     total: u64,
+    max_threads: u32,
+    max_dyn_smem: u32,
 }
 
 /// (process id, function handle) → layout; the pid keeps a forked child from using the parent's.
@@ -45,12 +47,22 @@ fn layout(func: u64) -> CuResult<Arc<Layout>> {
         offsets: r.offsets,
         sizes: r.sizes,
         total: r.total,
+        max_threads: r.max_threads,
+        max_dyn_smem: r.max_dyn_smem,
     });
     LAYOUTS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(key, l.clone());
     Ok(l)
+}
+
+/// Drops the cached layout and limits of `func` (its attributes changed).
+pub fn forget_layout(func: u64) {
+    LAYOUTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&(std::process::id(), func));
 }
 
 /// Packs the arguments into the kernel's parameter buffer.
@@ -163,7 +175,7 @@ fn limits(ctx: u64) -> CuResult<Limits> {
 
 /// Checks a launch configuration against the device's limits, so that an invalid one fails at
 /// once even though launches are pipelined.
-fn check_config(grid: [u32; 3], block: [u32; 3], shared_mem: u32) -> CuResult<()> {
+fn check_config(func: u64, grid: [u32; 3], block: [u32; 3], shared_mem: u32) -> CuResult<()> {
     let ctx = rt::current_ctx();
     if ctx == 0 {
         return Err(CuError::INVALID_CONTEXT);
@@ -176,6 +188,11 @@ fn check_config(grid: [u32; 3], block: [u32; 3], shared_mem: u32) -> CuResult<()
         || (0..3).any(|i| block[i] > l.block[i] || grid[i] > l.grid[i])
         || shared_mem > l.smem_optin
     {
+        return Err(CuError::INVALID_VALUE);
+    }
+    // The function's own limits: launch bounds and its dynamic shared memory allowance.
+    let f = layout(func)?;
+    if threads > f.max_threads as u64 || shared_mem > f.max_dyn_smem {
         return Err(CuError::INVALID_VALUE);
     }
     Ok(())
@@ -195,7 +212,7 @@ unsafe fn launch(
     if f.is_null() {
         return Err(CuError::INVALID_HANDLE);
     }
-    check_config(grid, block, shared_mem)?;
+    check_config(f as u64, grid, block, shared_mem)?;
     // SAFETY: caller contract.
     let params = unsafe { pack(f as u64, kernel_params, extra) }?;
     // Pipelined: configuration and parameters were checked here; anything the server finds

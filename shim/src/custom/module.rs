@@ -48,11 +48,12 @@ unsafe fn image_bytes(p: *const c_void) -> CuResult<Vec<u8>> {
     Ok(unsafe { std::slice::from_raw_parts(p, n) }.to_vec())
 }
 
-fn load(image: Vec<u8>) -> Result<u64, (CuError, String)> {
+fn load(image: Vec<u8>, library: bool) -> Result<u64, (CuError, String)> {
     let hash = image::content_hash(&image);
     let send = |image: Vec<u8>| match rt::call(Request::ModuleLoad(ModuleLoadReq {
         hash: hash.clone(),
         image,
+        library,
     })) {
         Ok(Reply::ModuleLoad(r)) => Ok(r),
         Ok(_) => Err((rt::mismatch("cuModuleLoadData"), String::new())),
@@ -89,7 +90,7 @@ pub unsafe fn cu_module_load_data(module: *mut *mut c_void, image: *const c_void
     }
     // SAFETY: caller contract.
     let bytes = unsafe { image_bytes(image) }?;
-    let h = load(bytes).map_err(|e| e.0)?;
+    let h = load(bytes, false).map_err(|e| e.0)?;
     // SAFETY: checked non-null.
     unsafe { write_handle(module, h) }
 }
@@ -148,7 +149,7 @@ pub unsafe fn cu_module_load_data_ex(
     }
     // SAFETY: caller contract.
     let bytes = unsafe { image_bytes(image) }?;
-    match load(bytes) {
+    match load(bytes, false) {
         Ok(h) => {
             // SAFETY: caller contract.
             unsafe {
@@ -208,7 +209,7 @@ pub unsafe fn cu_module_load(module: *mut *mut c_void, fname: *const c_char) -> 
         return Err(CuError::INVALID_VALUE);
     }
     let bytes = read_file(fname)?;
-    let h = load(bytes).map_err(|e| e.0)?;
+    let h = load(bytes, false).map_err(|e| e.0)?;
     // SAFETY: checked non-null.
     unsafe { write_handle(module, h) }
 }
@@ -224,8 +225,14 @@ pub unsafe fn cu_library_load_data(
     _library_option_values: *mut *mut c_void,
     _num_library_options: u32,
 ) -> CuResult<()> {
-    // SAFETY: same contract as cuModuleLoadData for the image.
-    unsafe { cu_module_load_data(library, code) }
+    if library.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    // SAFETY: caller contract.
+    let bytes = unsafe { image_bytes(code) }?;
+    let h = load(bytes, true).map_err(|e| e.0)?;
+    // SAFETY: checked non-null.
+    unsafe { write_handle(library, h) }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -239,8 +246,13 @@ pub unsafe fn cu_library_load_from_file(
     _library_option_values: *mut *mut c_void,
     _num_library_options: u32,
 ) -> CuResult<()> {
-    // SAFETY: same contract as cuModuleLoad.
-    unsafe { cu_module_load(library, file_name) }
+    if library.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    let bytes = read_file(file_name)?;
+    let h = load(bytes, true).map_err(|e| e.0)?;
+    // SAFETY: checked non-null.
+    unsafe { write_handle(library, h) }
 }
 
 pub unsafe fn cu_kernel_get_function(func: *mut *mut c_void, kernel: *mut c_void) -> CuResult<()> {
@@ -289,10 +301,29 @@ pub unsafe fn cu_kernel_set_attribute(
     kernel: *mut c_void,
     _dev: i32,
 ) -> CuResult<()> {
+    // SAFETY: same contract.
+    unsafe { cu_func_set_attribute(kernel, attrib, value) }
+}
+
+pub unsafe fn cu_func_set_attribute(func: *mut c_void, attrib: i32, value: i32) -> CuResult<()> {
     rt::call(Request::FuncSetAttribute(FuncSetAttributeReq {
-        func: kernel as u64,
+        func: func as u64,
         attrib,
         value,
+    }))?;
+    // Launch checks use the function's limits: fetch them again at the next launch.
+    crate::custom::forget_layout(func as u64);
+    Ok(())
+}
+
+pub unsafe fn cu_kernel_set_cache_config(
+    kernel: *mut c_void,
+    config: i32,
+    _dev: i32,
+) -> CuResult<()> {
+    rt::call(Request::FuncSetCacheConfig(FuncSetCacheConfigReq {
+        func: kernel as u64,
+        config,
     }))?;
     Ok(())
 }

@@ -2044,26 +2044,6 @@ pub unsafe extern "C" fn cuFuncGetAttribute(
     })
 }
 
-/// Forwarded as message `FuncSetAttribute`.
-#[no_mangle]
-pub unsafe extern "C" fn cuFuncSetAttribute(
-    func: *mut c_void,
-    attrib: i32,
-    value: i32,
-) -> CUresult {
-    rt::export("cuFuncSetAttribute", true, false, move || {
-        let req = FuncSetAttributeReq {
-            func: func as u64,
-            attrib,
-            value,
-        };
-        let Reply::FuncSetAttribute(_rep) = rt::call(Request::FuncSetAttribute(req))? else {
-            return Err(rt::mismatch("cuFuncSetAttribute"));
-        };
-        Ok(())
-    })
-}
-
 /// Forwarded as message `FuncGetParamInfo`.
 #[no_mangle]
 pub unsafe extern "C" fn cuFuncGetParamInfo(
@@ -3148,6 +3128,22 @@ pub unsafe extern "C" fn cuLibraryLoadFromFile(
     })
 }
 
+/// Hand-written: `crate::custom::cu_func_set_attribute`.
+#[no_mangle]
+pub unsafe extern "C" fn cuFuncSetAttribute(
+    func: *mut c_void,
+    attrib: i32,
+    value: i32,
+) -> CUresult {
+    rt::trace_args("cuFuncSetAttribute", || {
+        format!("func={:?}, attrib={:?}, value={:?}", func, attrib, value)
+    });
+    rt::export("cuFuncSetAttribute", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_func_set_attribute(func, attrib, value) }
+    })
+}
+
 /// Hand-written: `crate::custom::cu_kernel_get_function`.
 #[no_mangle]
 pub unsafe extern "C" fn cuKernelGetFunction(
@@ -3195,6 +3191,22 @@ pub unsafe extern "C" fn cuKernelGetAttribute(
     rt::export("cuKernelGetAttribute", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_kernel_get_attribute(value, attrib, kernel, dev) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_kernel_set_cache_config`.
+#[no_mangle]
+pub unsafe extern "C" fn cuKernelSetCacheConfig(
+    kernel: *mut c_void,
+    config: i32,
+    dev: i32,
+) -> CUresult {
+    rt::trace_args("cuKernelSetCacheConfig", || {
+        format!("kernel={:?}, config={:?}, dev={:?}", kernel, config, dev)
+    });
+    rt::export("cuKernelSetCacheConfig", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_kernel_set_cache_config(kernel, config, dev) }
     })
 }
 
@@ -4813,12 +4825,6 @@ pub extern "C" fn cuIpcOpenMemHandle() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuIpcOpenMemHandle_v2() -> CUresult {
     rt::not_supported("cuIpcOpenMemHandle_v2")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuKernelSetCacheConfig() -> CUresult {
-    rt::not_supported("cuKernelSetCacheConfig")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -7408,6 +7414,7 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuKernelGetParamCount"
             | "cuKernelGetParamInfo"
             | "cuKernelSetAttribute"
+            | "cuKernelSetCacheConfig"
             | "cuLaunchCooperativeKernel"
             | "cuLaunchCooperativeKernel_ptsz"
             | "cuLaunchHostFunc"
