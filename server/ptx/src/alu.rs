@@ -1039,6 +1039,10 @@ pub fn div_approx_f32(a: f32, b: f32, ftz: bool) -> f32 {
     } else {
         1.0 / b
     };
+    if r.is_infinite() && b != 0.0 && a.is_finite() {
+        // 1/b overflows for divisors below 2^-128: the hardware scales instead; so do we.
+        return ftz_if(canon32((a as f64 / b as f64) as f32), ftz);
+    }
     ftz_if(canon32(a * r), ftz)
 }
 

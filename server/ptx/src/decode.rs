@@ -1390,21 +1390,70 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
                 return unsupported(i);
             };
             let a = pred(cx, &o[1], line)?;
-            if mode == Vote::Ballot {
-                Ok(Op::Vote {
-                    mode,
-                    d: Some(dst(cx, &o[0], line)?),
+            let Some(m) = member_mask(cx, o.get(2), line)? else {
+                return Ok(if mode == Vote::Ballot {
+                    Op::Vote {
+                        mode,
+                        d: Some(dst(cx, &o[0], line)?),
+                        p: None,
+                        a,
+                    }
+                } else {
+                    Op::Vote {
+                        mode,
+                        d: None,
+                        p: Some(pred(cx, &o[0], line)?.0),
+                        a,
+                    }
+                });
+            };
+            // `vote.sync` only counts the lanes of each lane's member mask (which differ between,
+            // say, the tiles of a cooperative-groups partition): ballot over the running lanes,
+            // keep the mask's lanes, and derive the vote from that.
+            let guard = guard_of(cx, i)?;
+            cx.nregs += 1;
+            let t = cx.nregs as u16 - 1;
+            cx.code.push(Inst {
+                guard,
+                op: Op::Vote {
+                    mode: Vote::Ballot,
+                    d: Some(t),
                     p: None,
                     a,
-                })
-            } else {
-                Ok(Op::Vote {
-                    mode,
-                    d: None,
-                    p: Some(pred(cx, &o[0], line)?.0),
-                    a,
-                })
+                },
+                line,
+            });
+            if mode == Vote::Ballot {
+                return Ok(keep_lanes(dst(cx, &o[0], line)?, t, m));
             }
+            cx.code.push(Inst {
+                guard,
+                op: keep_lanes(t, t, m),
+                line,
+            });
+            let p = pred(cx, &o[0], line)?.0;
+            let setp = |b: Src, cmp: CmpOp, comb: Option<(BoolOp, u16, bool)>| Op::Setp {
+                p,
+                q: None,
+                a: Src::R(t),
+                b,
+                cmp,
+                ty: Type::U32,
+                comb,
+            };
+            Ok(match mode {
+                Vote::Any => setp(Src::I(0), CmpOp::Ne, None),
+                Vote::All => setp(m, CmpOp::Eq, None),
+                _ => {
+                    // Uniform: none or all of the mask's lanes.
+                    cx.code.push(Inst {
+                        guard,
+                        op: setp(m, CmpOp::Eq, None),
+                        line,
+                    });
+                    setp(Src::I(0), CmpOp::Eq, Some((BoolOp::Or, p, false)))
+                }
+            })
         }
         "activemask" => Ok(Op::Activemask {
             d: dst(cx, ops(i.i, 1)?.first().expect("checked"), line)?,
@@ -1420,12 +1469,61 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
                 ),
                 x => (dst(cx, x, line)?, None),
             };
-            Ok(Op::Match {
+            let a = src(cx, &o[1], ty, line)?;
+            let bits = ty.size() * 8;
+            let Some(m) = member_mask(cx, o.get(2), line)? else {
+                return Ok(Op::Match { d, p, a, all, bits });
+            };
+            // Only the lanes of the member mask take part: match among the running lanes, keep
+            // the mask's lanes, and for `.all` test that they are all of the mask.
+            let guard = guard_of(cx, i)?;
+            cx.nregs += 1;
+            let t = cx.nregs as u16 - 1;
+            cx.code.push(Inst {
+                guard,
+                op: Op::Match {
+                    d: t,
+                    p: None,
+                    a,
+                    all: false,
+                    bits,
+                },
+                line,
+            });
+            if !all {
+                return Ok(keep_lanes(d, t, m));
+            }
+            cx.code.push(Inst {
+                guard,
+                op: keep_lanes(t, t, m),
+                line,
+            });
+            let q = match p {
+                Some(p) => p,
+                None => {
+                    cx.npreds += 1;
+                    cx.npreds as u16 - 1
+                }
+            };
+            cx.code.push(Inst {
+                guard,
+                op: Op::Setp {
+                    p: q,
+                    q: None,
+                    a: Src::R(t),
+                    b: m,
+                    cmp: CmpOp::Eq,
+                    ty: Type::U32,
+                    comb: None,
+                },
+                line,
+            });
+            Ok(Op::Selp {
                 d,
-                p,
-                a: src(cx, &o[1], ty, line)?,
-                all,
-                bits: ty.size() * 8,
+                a: m,
+                b: Src::I(0),
+                p: q,
+                neg: false,
             })
         }
         "call" => lower_call(cx, i),
@@ -1471,6 +1569,38 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
             })
         }
         _ => unsupported(i),
+    }
+}
+
+/// The member mask operand of a `.sync` warp instruction, unless absent or all lanes.
+fn member_mask(cx: &mut FnCtx, o: Option<&Operand>, line: u32) -> Result<Option<Src>, DecodeError> {
+    match o {
+        None => Ok(None),
+        Some(o) => match src(cx, o, Type::B32, line)? {
+            Src::I(m) if m & 0xffff_ffff == 0xffff_ffff => Ok(None),
+            m => Ok(Some(m)),
+        },
+    }
+}
+
+/// `d = t & mask`: keeps the lanes of a member mask in a lane mask.
+fn keep_lanes(d: u16, t: u16, mask: Src) -> Op {
+    Op::Bin {
+        d,
+        a: Src::R(t),
+        b: mask,
+        f: |x, m| x & m & 0xffff_ffff,
+    }
+}
+
+/// The guard of instruction `i`, for the extra instructions it lowers to.
+fn guard_of(cx: &FnCtx, i: &I) -> Result<Option<(u16, bool)>, DecodeError> {
+    match &i.i.guard {
+        None => Ok(None),
+        Some((p, neg)) => match cx.lookup(p) {
+            Some(Name::Pred(s)) => Ok(Some((s, *neg))),
+            _ => err(i.i.line, format!("guard {p} is not a predicate register")),
+        },
     }
 }
 

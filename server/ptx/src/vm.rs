@@ -194,12 +194,26 @@ struct Warp {
     valid: u32,
     exited: u32,
     waiting: u32,
-    bar_id: u32,
+    /// Barrier each waiting lane waits at.
+    bar_of: [u8; 32],
+    /// Lanes waiting at a warp barrier (`bar.warp.sync`) for the other lanes of its mask.
+    wsync: u32,
+    /// The union of the masks the `wsync` lanes wait for.
+    wsync_mask: u32,
     frames: Vec<Frame>,
     regs: Vec<[u64; 32]>,
     preds: Vec<u32>,
     carry: u32,
     local: Vec<Vec<u8>>,
+}
+
+/// One of the block's 16 hardware barriers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Barrier {
+    /// Threads that arrived (`bar.arrive`) or wait (`bar.sync`, `bar.red`) in this instance.
+    arrived: u32,
+    /// The instance's thread count (0: every thread of the block that has not exited).
+    expected: u32,
 }
 
 struct BlockRunner<'a> {
@@ -214,6 +228,7 @@ struct BlockRunner<'a> {
     cache: Option<(u64, u64, usize)>,
     executed: u64,
     warps: Vec<Warp>,
+    bars: [Barrier; 16],
 }
 
 /// How a lane's value is read.
@@ -244,6 +259,7 @@ impl<'a> BlockRunner<'a> {
             cache: None,
             executed: 0,
             warps: vec![],
+            bars: [Barrier::default(); 16],
         }
     }
 
@@ -257,6 +273,7 @@ impl<'a> BlockRunner<'a> {
         let smem = f.static_smem as usize + self.l.dyn_smem as usize;
         self.shared.clear();
         self.shared.resize(smem, 0);
+        self.bars = [Barrier::default(); 16];
         let nwarps = self.nthreads.div_ceil(32);
         // Reuse warp allocations across blocks.
         self.warps.truncate(nwarps as usize);
@@ -282,6 +299,8 @@ impl<'a> BlockRunner<'a> {
                 wp.valid = valid;
                 wp.exited = 0;
                 wp.waiting = 0;
+                wp.wsync = 0;
+                wp.wsync_mask = 0;
                 wp.carry = 0;
                 wp.frames.clear();
                 wp.frames.push(frame);
@@ -299,7 +318,9 @@ impl<'a> BlockRunner<'a> {
                     valid,
                     exited: 0,
                     waiting: 0,
-                    bar_id: 0,
+                    bar_of: [0; 32],
+                    wsync: 0,
+                    wsync_mask: 0,
                     frames: vec![frame],
                     regs: vec![[0; 32]; f.nregs as usize],
                     preds: vec![0; f.npreds as usize],
@@ -337,23 +358,19 @@ impl<'a> BlockRunner<'a> {
             if all_done {
                 return Ok(());
             }
-            // Barriers: complete when every non-exited thread of the block waits.
+            // A barrier completes when its thread count (by default every thread of the block
+            // that has not exited) has arrived at it or waits at it.
             let live: u32 = warps
                 .iter()
                 .map(|w| (w.valid & !w.exited).count_ones())
                 .sum();
-            let waiting: u32 = warps.iter().map(|w| w.waiting.count_ones()).sum();
-            if waiting > 0 && waiting >= live {
-                self.release(warps)?;
-                progress = true;
-            } else if waiting > 0 {
-                // bar.sync with an explicit thread count.
-                let id = warps
-                    .iter()
-                    .find(|w| w.waiting != 0)
-                    .map(|w| w.bar_id)
-                    .unwrap_or(0);
-                let _ = id;
+            for id in 0..self.bars.len() {
+                let b = self.bars[id];
+                let expected = if b.expected != 0 { b.expected } else { live };
+                if b.arrived > 0 && b.arrived >= expected {
+                    self.release(warps, id as u8)?;
+                    progress = true;
+                }
             }
             if !progress {
                 return Err(Fault::Deadlock {
@@ -364,33 +381,42 @@ impl<'a> BlockRunner<'a> {
         }
     }
 
-    /// Releases a completed barrier: computes `bar.red` results and moves waiting lanes on.
-    fn release(&mut self, warps: &mut [Warp]) -> Result<(), Fault> {
+    /// Releases completed barrier `id`: computes `bar.red` results and moves the lanes waiting
+    /// at it on.
+    fn release(&mut self, warps: &mut [Warp], id: u8) -> Result<(), Fault> {
+        self.bars[id as usize] = Barrier::default();
+        let at = |w: &Warp| {
+            lane_iter(w.waiting)
+                .filter(|&l| w.bar_of[l] == id)
+                .fold(0u32, |m, l| m | 1 << l)
+        };
         let mut popc = 0u32;
         let mut all = true;
         let mut any = false;
         for w in warps.iter() {
-            if w.waiting == 0 {
+            let lanes = at(w);
+            if lanes == 0 {
                 continue;
             }
             let f = w.frames.last().expect("frame");
             let pc = f
                 .uniform
-                .unwrap_or_else(|| f.pcs[w.waiting.trailing_zeros() as usize]);
+                .unwrap_or_else(|| f.pcs[lanes.trailing_zeros() as usize]);
             let inst = &self.prog.funcs[f.func as usize].code[pc as usize];
             if let Op::Bar { red: Some(red), .. } = &inst.op {
                 let (p, neg) = match red {
                     BarRed::Popc { p, .. } | BarRed::Pred { p, .. } => *p,
                 };
                 let v = w.preds[f.pred_base + p as usize];
-                let v = if neg { !v } else { v } & w.waiting;
+                let v = if neg { !v } else { v } & lanes;
                 popc += v.count_ones();
-                all &= v == w.waiting;
+                all &= v == lanes;
                 any |= v != 0;
             }
         }
         for w in warps.iter_mut() {
-            if w.waiting == 0 {
+            let lanes = at(w);
+            if lanes == 0 {
                 continue;
             }
             let fi = w.frames.len() - 1;
@@ -401,10 +427,9 @@ impl<'a> BlockRunner<'a> {
             let pc = {
                 let f = &w.frames[fi];
                 f.uniform
-                    .unwrap_or_else(|| f.pcs[w.waiting.trailing_zeros() as usize])
+                    .unwrap_or_else(|| f.pcs[lanes.trailing_zeros() as usize])
             };
             let inst = &self.prog.funcs[func as usize].code[pc as usize];
-            let lanes = w.waiting;
             if let Op::Bar { red: Some(red), .. } = &inst.op {
                 match red {
                     BarRed::Popc { d, .. } => {
@@ -422,7 +447,7 @@ impl<'a> BlockRunner<'a> {
                     }
                 }
             }
-            w.waiting = 0;
+            w.waiting &= !lanes;
             advance(&mut w.frames[fi], lanes, pc + 1);
         }
         Ok(())
@@ -568,7 +593,7 @@ impl<'a> BlockRunner<'a> {
 
     fn step(&mut self, w: &mut Warp) -> Result<bool, Fault> {
         let fi = w.frames.len() - 1;
-        let avail = w.frames[fi].live & !w.waiting & !w.exited;
+        let avail = w.frames[fi].live & !w.waiting & !w.exited & !w.wsync;
         if avail == 0 {
             return Ok(false);
         }
@@ -611,7 +636,29 @@ impl<'a> BlockRunner<'a> {
         let line = inst.line;
         let next = pc + 1;
         match &inst.op {
-            Op::Nop | Op::Sleep | Op::WarpSync { .. } => {}
+            Op::Nop | Op::Sleep => {}
+            Op::WarpSync { mask } => {
+                if eff != 0 {
+                    let m = self.val(w, rb, *mask, eff.trailing_zeros() as usize) as u32;
+                    // The lanes it waits for: named, present, not exited, and in this call frame
+                    // (lanes elsewhere in the call stack cannot reach it while this frame runs).
+                    let need = m & w.valid & !w.exited & w.frames[fi].live;
+                    if need & !(eff | w.wsync) != 0 {
+                        // Divergent lanes synchronise at different warp barriers: wait for the
+                        // rest, which run on (lowest PC first) until they reach one.
+                        w.wsync |= eff;
+                        w.wsync_mask |= m;
+                        let rest = active & !eff;
+                        let f = &mut w.frames[fi];
+                        if rest != 0 {
+                            advance(f, rest, next);
+                        }
+                        return Ok(true);
+                    }
+                    // Complete: the waiting lanes move past their own warp barriers.
+                    release_warp_sync(w, true);
+                }
+            }
             Op::Mov { d, a, mask } => {
                 for l in lane_iter(eff) {
                     let v = self.val(w, rb, *a, l) & mask;
@@ -1016,6 +1063,7 @@ impl<'a> BlockRunner<'a> {
                     advance(&mut w.frames[fi], active & !eff, next);
                 }
                 self.pop_finished(w);
+                release_warp_sync(w, false);
                 return Ok(true);
             }
             Op::Ret => {
@@ -1033,6 +1081,7 @@ impl<'a> BlockRunner<'a> {
                     advance(&mut w.frames[fi], rest, next);
                 }
                 self.pop_finished(w);
+                release_warp_sync(w, false);
                 return Ok(true);
             }
             Op::Call { target, args, rets } => {
@@ -1040,21 +1089,17 @@ impl<'a> BlockRunner<'a> {
                     advance(&mut w.frames[fi], active, next);
                     return Ok(true);
                 }
-                let callee = match target {
-                    CallTarget::Direct(i) => *i,
+                // `calling`: the lanes that enter the callee now. An indirect call whose lanes hold
+                // different targets calls one target at a time: the other lanes stay at the call
+                // and make it again once this callee has returned.
+                let (callee, calling) = match target {
+                    CallTarget::Direct(i) => (*i, eff),
                     CallTarget::Indirect(r) => {
-                        let mut t = None;
-                        for l in lane_iter(eff) {
-                            let v = w.regs[rb + *r as usize][l];
-                            if t.is_some_and(|x| x != v) {
-                                return Err(Fault::Unsupported(format!(
-                                    "{}: divergent indirect call at PTX line {line}",
-                                    func.name
-                                )));
-                            }
-                            t = Some(v);
-                        }
-                        let v = t.unwrap_or(0);
+                        let first = eff.trailing_zeros() as usize;
+                        let v = w.regs[rb + *r as usize][first];
+                        let calling = lane_iter(eff)
+                            .filter(|&l| w.regs[rb + *r as usize][l] == v)
+                            .fold(0u32, |m, l| m | 1 << l);
                         if v < FUNC_WINDOW || v - FUNC_WINDOW >= self.prog.funcs.len() as u64 {
                             return Err(self.illegal(
                                 w,
@@ -1064,7 +1109,7 @@ impl<'a> BlockRunner<'a> {
                                 line,
                             ));
                         }
-                        (v - FUNC_WINDOW) as u32
+                        ((v - FUNC_WINDOW) as u32, calling)
                     }
                 };
                 let cf = &self.prog.funcs[callee as usize];
@@ -1083,7 +1128,7 @@ impl<'a> BlockRunner<'a> {
                         kernel: self.kname(),
                     });
                 }
-                for l in lane_iter(eff) {
+                for l in lane_iter(calling) {
                     let lm = &mut w.local[l];
                     if (lm.len() as u64) < need {
                         lm.resize(need as usize, 0);
@@ -1107,7 +1152,7 @@ impl<'a> BlockRunner<'a> {
                     func: callee,
                     pcs: [0; 32],
                     uniform: Some(0),
-                    live: eff,
+                    live: calling,
                     returned: 0,
                     reg_base,
                     pred_base,
@@ -1123,13 +1168,27 @@ impl<'a> BlockRunner<'a> {
             Op::Bar {
                 id, count, arrive, ..
             } => {
-                let _ = count;
+                if eff != 0 {
+                    // Barrier ids are 0..15; the thread count (if any) is the same for the
+                    // instance's every thread.
+                    let first = eff.trailing_zeros() as usize;
+                    let bid = (self.val(w, rb, *id, first) & 15) as usize;
+                    let expected = count.map(|c| self.val(w, rb, c, first) as u32);
+                    let b = &mut self.bars[bid];
+                    b.arrived += eff.count_ones();
+                    if let Some(e) = expected {
+                        b.expected = e;
+                    }
+                    if !*arrive {
+                        for l in lane_iter(eff) {
+                            w.bar_of[l] = bid as u8;
+                        }
+                    }
+                }
                 if *arrive {
                     // bar.arrive does not wait.
                 } else {
-                    let bid = self.val(w, rb, *id, eff.trailing_zeros().min(31) as usize) as u32;
                     w.waiting |= eff;
-                    w.bar_id = bid;
                     let rest = active & !eff;
                     if rest != 0 {
                         advance(&mut w.frames[fi], rest, next);
@@ -1398,9 +1457,12 @@ impl<'a> BlockRunner<'a> {
                 i += 1;
             }
             let mut long = false;
+            let mut short = 0u8;
             while i < f.len() && b"hlLzjt".contains(&f[i]) {
                 if matches!(f[i], b'l' | b'L' | b'z' | b'j' | b't') {
                     long = true;
+                } else if f[i] == b'h' {
+                    short += 1;
                 }
                 i += 1;
             }
@@ -1422,7 +1484,7 @@ impl<'a> BlockRunner<'a> {
                     } else {
                         arg(4, w, self)?
                     };
-                    c_format_int(&spec, conv, v, long)
+                    c_format_int(&spec, conv, v, long, short)
                 }
                 b'f' | b'F' | b'e' | b'E' | b'g' | b'G' | b'a' | b'A' => {
                     c_format_float(&spec, f64::from_bits(arg(8, w, self)?))
@@ -1455,17 +1517,23 @@ fn read_local_u64(w: &Warp, l: usize, off: u64) -> u64 {
     }
 }
 
-fn c_format_int(spec: &str, conv: u8, v: u64, long: bool) -> String {
+/// Formats one integer conversion; `long` for `l`/`ll`/`z`/`j`/`t` arguments (8 bytes), `short`
+/// the number of `h` modifiers (`%hd` and `%hhd` convert the int argument to short or char, as C
+/// does).
+fn c_format_int(spec: &str, conv: u8, v: u64, long: bool, short: u8) -> String {
     // Strip length modifiers and format through the C library for exact semantics.
     let body: String = spec.chars().filter(|c| !"hlLzjt".contains(*c)).collect();
     let body = &body[..body.len() - 1];
     let fmtstr = format!("{body}ll{}", conv as char);
-    let v = if long {
-        v
-    } else if conv == b'd' || conv == b'i' {
-        v as u32 as i32 as i64 as u64
-    } else {
-        v as u32 as u64
+    let signed = conv == b'd' || conv == b'i';
+    let v = match (long, short, signed) {
+        (true, _, _) => v,
+        (_, 0, true) => v as u32 as i32 as i64 as u64,
+        (_, 0, false) => v as u32 as u64,
+        (_, 1, true) => v as u16 as i16 as i64 as u64,
+        (_, 1, false) => v as u16 as u64,
+        (_, _, true) => v as u8 as i8 as i64 as u64,
+        (_, _, false) => v as u8 as u64,
     };
     if conv == b'c' {
         return snprintf_i(&format!("{body}c"), v as i64);
@@ -1530,6 +1598,33 @@ fn c_format_str(spec: &str, s: &[u8]) -> String {
     };
     buf.truncate((n.max(0) as usize).min(len - 1));
     String::from_utf8_lossy(&buf).into()
+}
+
+/// Moves the lanes of the top frame that wait at warp barriers past them, when every lane they
+/// wait for has arrived (`arrived`: the running lanes reached one too) or has exited or returned.
+fn release_warp_sync(w: &mut Warp, arrived: bool) {
+    let Some(f) = w.frames.last_mut() else {
+        return;
+    };
+    let waiting = w.wsync & f.live;
+    if waiting == 0 {
+        return;
+    }
+    if !arrived {
+        let need = w.wsync_mask & w.valid & !w.exited & f.live;
+        if need & !waiting != 0 {
+            return;
+        }
+    }
+    w.wsync &= !waiting;
+    if w.wsync == 0 {
+        w.wsync_mask = 0;
+    }
+    materialize(f);
+    for l in lane_iter(waiting) {
+        f.pcs[l] += 1;
+    }
+    reconverge(f);
 }
 
 fn materialize(f: &mut Frame) {

@@ -71,7 +71,7 @@ pub fn c_program(name: &str) -> PathBuf {
         .arg("-o")
         .arg(&exe)
         .arg(format!("-L{}", target_dir().display()))
-        .args(["-lcuda", "-lpthread"])
+        .args(["-lcuda", "-lpthread", "-lm"])
         .output()
         .expect("running the C compiler");
     assert!(
@@ -173,7 +173,10 @@ pub fn cuda_program(name: &str, rt: Runtime) -> PathBuf {
         Runtime::Cuda12 => {
             let obj = out_dir.join(format!("{name}-cuda12.o"));
             let exe = out_dir.join(format!("{name}-cuda12"));
-            run(Command::new(&nvcc).arg("-c").arg(&src).arg("-o").arg(&obj), "nvcc -c");
+            run(
+                Command::new(&nvcc).arg("-c").arg(&src).arg("-o").arg(&obj),
+                "nvcc -c",
+            );
             let cu12 = cuda_home().parent().unwrap().join("cuda_runtime/lib");
             assert!(
                 cu12.join("libcudart_static.a").exists(),
