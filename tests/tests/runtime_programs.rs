@@ -37,6 +37,9 @@ macro_rules! both_runtimes {
 
 both_runtimes!(
     vector_add,
+    func_attributes_exact,
+    indirect_call_divergent,
+    struct_params_indexed,
     launch_first,
     func_cache_config,
     shared_optin_launch,
@@ -74,27 +77,6 @@ both_runtimes!(
 /// Reproductions of known rgpu bugs and unsupported features: run with `--ignored`.
 mod known_bugs {
     use super::Runtime::{Cuda12, Cuda13};
-
-    #[test]
-    #[ignore = "rgpu: PTX `mov.b64 %rd, <kernel param>` (address of a parameter) is an unknown symbol"]
-    fn struct_params_indexed() {
-        super::expect_pass("struct_params_indexed", Cuda13);
-        super::expect_pass("struct_params_indexed", Cuda12);
-    }
-
-    #[test]
-    #[ignore = "rgpu: sharedSizeBytes is the module's total; .maxntid (__launch_bounds__) ignored"]
-    fn func_attributes_exact() {
-        super::expect_pass("func_attributes_exact", Cuda13);
-        super::expect_pass("func_attributes_exact", Cuda12);
-    }
-
-    #[test]
-    #[ignore = "rgpu: indirect calls with different targets within a warp fail the launch"]
-    fn indirect_call_divergent() {
-        super::expect_pass("indirect_call_divergent", Cuda13);
-        super::expect_pass("indirect_call_divergent", Cuda12);
-    }
 
     #[test]
     #[ignore = "rgpu: CUDA graphs / stream capture not supported yet"]

@@ -153,6 +153,8 @@ pub struct Function {
     pub body: Option<Vec<Statement>>,
     /// Source line of the declaration.
     pub line: u32,
+    /// Threads per block allowed by `.maxntid`/`.reqntid` (product of the dimensions; 0: none).
+    pub max_threads: u32,
 }
 
 /// A register declaration name.

@@ -141,6 +141,12 @@ struct FnCtx<'a> {
     extern_shared: u32,
     code: Vec<Inst>,
     is_entry: bool,
+    /// Module-scope shared variables this function names (for its kernels' shared size).
+    shared_refs: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// Functions this function calls or takes the address of.
+    callees: std::cell::RefCell<std::collections::BTreeSet<u32>>,
+    /// Bytes of shared memory declared inside this function's body.
+    own_shared: u64,
 }
 
 impl FnCtx<'_> {
@@ -284,15 +290,52 @@ pub fn decode(m: &ast::Module, global_addr: &HashMap<String, u64>) -> Result<Pro
         funcs: vec![],
         static_smem: static_smem as u32,
     };
+    let mut refs = vec![];
     for f in &m.functions {
-        out.funcs.push(decode_fn(
+        let (func, r) = decode_fn(
             f,
             global_addr,
             &shared,
             &funcs,
             static_base,
             static_smem as u32,
-        )?);
+        )?;
+        out.funcs.push(func);
+        refs.push(r);
+    }
+    // Each kernel's static shared memory: the module-scope shared variables it and the functions
+    // it can call name, plus their own (the block's memory layout stays module-wide).
+    let var_bytes: HashMap<&str, (u64, u64)> = m
+        .globals
+        .iter()
+        .filter(|v| v.space == Space::Shared && !v.is_extern && !v.dims.contains(&0))
+        .map(|v| (v.name.as_str(), (var_size(v), var_align(v) as u64)))
+        .collect();
+    for k in 0..out.funcs.len() {
+        if !out.funcs[k].is_entry {
+            continue;
+        }
+        let mut seen = std::collections::BTreeSet::from([k as u32]);
+        let mut todo = vec![k as u32];
+        let mut names = std::collections::BTreeSet::new();
+        let mut own = 0u64;
+        while let Some(f) = todo.pop() {
+            let (n, callees, o) = &refs[f as usize];
+            names.extend(n.iter().cloned());
+            own += o;
+            for c in callees {
+                if (*c as usize) < refs.len() && seen.insert(*c) {
+                    todo.push(*c);
+                }
+            }
+        }
+        let mut bytes = own;
+        for n in &names {
+            if let Some((size, align)) = var_bytes.get(n.as_str()) {
+                bytes = align_up(bytes, *align) + size;
+            }
+        }
+        out.funcs[k].shared_bytes = bytes.min(u32::MAX as u64) as u32;
     }
     Ok(out)
 }
@@ -329,7 +372,7 @@ fn decode_fn(
     funcs: &HashMap<String, u32>,
     local_shared_base: u64,
     static_smem: u32,
-) -> Result<Func, DecodeError> {
+) -> Result<(Func, Refs), DecodeError> {
     let mut labels = HashMap::new();
     let mut n = 0;
     if let Some(b) = &f.body {
@@ -350,6 +393,9 @@ fn decode_fn(
         extern_shared: static_smem,
         code: vec![],
         is_entry: f.is_entry,
+        shared_refs: Default::default(),
+        callees: Default::default(),
+        own_shared: 0,
     };
     let mut params = vec![];
     let mut rets = vec![];
@@ -402,21 +448,33 @@ fn decode_fn(
         line: f.line,
     });
     let _ = cx.is_entry;
-    Ok(Func {
-        name: f.name.clone(),
-        is_entry: f.is_entry,
-        code: cx.code,
-        nregs: cx.nregs,
-        npreds: cx.npreds,
-        local_size: cx.local,
-        params,
-        rets,
-        kparams,
-        kparam_size,
-        static_smem,
-        max_threads: 0,
-    })
+    let refs = (
+        cx.shared_refs.take().into_iter().collect(),
+        cx.callees.take().into_iter().collect(),
+        cx.own_shared,
+    );
+    Ok((
+        Func {
+            name: f.name.clone(),
+            is_entry: f.is_entry,
+            code: cx.code,
+            nregs: cx.nregs,
+            npreds: cx.npreds,
+            local_size: cx.local,
+            params,
+            rets,
+            kparams,
+            kparam_size,
+            static_smem,
+            max_threads: f.max_threads,
+            shared_bytes: 0,
+        },
+        refs,
+    ))
 }
+
+/// What a decoded function touches: (module shared variables, callees, own shared bytes).
+type Refs = (Vec<String>, Vec<u32>, u64);
 
 fn lower_block(cx: &mut FnCtx, body: &[Statement], smem_off: &mut u64) -> Result<(), DecodeError> {
     for s in body {
@@ -447,6 +505,7 @@ fn lower_block(cx: &mut FnCtx, body: &[Statement], smem_off: &mut u64) -> Result
                     *smem_off = align_up(*smem_off, var_align(v) as u64);
                     let off = *smem_off;
                     *smem_off += var_size(v);
+                    cx.own_shared = align_up(cx.own_shared, var_align(v) as u64) + var_size(v);
                     cx.declare(v.name.clone(), Name::KParam(u32::MAX, off as u32));
                 }
                 Space::Reg => cx.new_reg(v.name.clone(), v.ty, v.line)?,
@@ -587,16 +646,22 @@ fn src(cx: &mut FnCtx, o: &Operand, ty: Type, line: u32) -> Result<Src, DecodeEr
 
 /// The value of a symbol used as an operand (`mov %rd, sym`): its address in its own space.
 fn symbol_value(cx: &FnCtx, s: &str, line: u32) -> Result<u64, DecodeError> {
-    if let Some(Name::KParam(u32::MAX, off)) = cx.lookup(s) {
-        return Ok(off as u64);
+    match cx.lookup(s) {
+        Some(Name::KParam(u32::MAX, off)) => return Ok(off as u64),
+        // The address of a kernel parameter in the parameter space (nvcc takes it to index an
+        // array inside a by-value struct, then reads it with `ld.param [%rd+k]`).
+        Some(Name::KParam(off, _)) => return Ok(off as u64),
+        _ => {}
     }
     if let Some(a) = cx.globals.get(s) {
         return Ok(*a);
     }
     if let Some(o) = cx.shared.get(s) {
+        cx.shared_refs.borrow_mut().insert(s.to_string());
         return Ok(*o as u64);
     }
     if let Some(i) = cx.funcs.get(s) {
+        cx.callees.borrow_mut().insert(*i);
         return Ok(FUNC_WINDOW + *i as u64);
     }
     let _ = cx.extern_shared;
@@ -678,6 +743,7 @@ fn address(cx: &FnCtx, o: &Operand, line: u32) -> Result<(Addr, Option<MemSpace>
         ));
     }
     if let Some(o) = cx.shared.get(base.as_str()) {
+        cx.shared_refs.borrow_mut().insert(base.clone());
         return Ok((
             Addr {
                 base: Base::Abs(*o as u64),

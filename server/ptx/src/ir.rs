@@ -413,6 +413,9 @@ pub struct Func {
     pub kparam_size: u32,
     /// Static shared memory used by this kernel (module statics + its own).
     pub static_smem: u32,
+    /// Static shared memory this kernel itself uses (`CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES`; the
+    /// interpreter allocates `static_smem`, the module-wide layout).
+    pub shared_bytes: u32,
     /// Declared `.reqntid`/`.maxntid` (0 if absent).
     pub max_threads: u32,
 }

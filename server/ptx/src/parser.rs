@@ -958,7 +958,8 @@ impl<'a> Parser<'a> {
         } else {
             Vec::new()
         };
-        // Performance directives.
+        // Performance directives (`.maxntid`/`.reqntid` are kept: they bound the block size).
+        let mut max_threads = 0u32;
         loop {
             let t = self.peek();
             if t.is_ident(".pragma") {
@@ -969,12 +970,18 @@ impl<'a> Parser<'a> {
                 break;
             }
             self.bump();
-            if matches!(self.peek().kind, Kind::Int(_)) {
+            let mut dims = vec![];
+            if let Kind::Int(v) = self.peek().kind {
                 self.bump();
+                dims.push(v);
                 while self.peek().is_punct(b',') {
                     self.bump();
-                    self.expect_int(&format!("an integer after '{},'", t.text))?;
+                    dims.push(self.expect_int(&format!("an integer after '{},'", t.text))?);
                 }
+            }
+            if matches!(t.text, ".maxntid" | ".reqntid") && !dims.is_empty() {
+                let n = dims.iter().fold(1u64, |a, &d| a.saturating_mul(d.max(1)));
+                max_threads = n.min(u32::MAX as u64) as u32;
             }
         }
         let t = self.peek();
@@ -995,6 +1002,7 @@ impl<'a> Parser<'a> {
             params,
             body,
             line,
+            max_threads,
         })
     }
 

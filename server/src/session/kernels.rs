@@ -364,7 +364,7 @@ impl Session {
         let k = &m.prog.funcs[f.index];
         let value = match req.attrib {
             0 => max_threads(k) as i32,                     // MAX_THREADS_PER_BLOCK
-            1 => k.static_smem as i32,                      // SHARED_SIZE_BYTES
+            1 => k.shared_bytes as i32,                     // SHARED_SIZE_BYTES
             2 => 0,                                         // CONST_SIZE_BYTES
             3 => k.local_size.min(i32::MAX as u64) as i32,  // LOCAL_SIZE_BYTES
             4 => (k.nregs + k.npreds).clamp(1, 255) as i32, // NUM_REGS
@@ -387,7 +387,7 @@ impl Session {
         let mut st = self.st();
         let static_smem = {
             let (f, m) = self.func(&st, req.func)?;
-            m.prog.funcs[f.index].static_smem
+            m.prog.funcs[f.index].shared_bytes
         };
         let f = st.functions.get_mut(&req.func).expect("checked");
         match req.attrib {
@@ -498,7 +498,7 @@ impl Session {
         if block_size <= 0 || block_size > 1024 {
             return Err(CuError::INVALID_VALUE);
         }
-        let smem = m.prog.funcs[f.index].static_smem as u64 + dyn_smem;
+        let smem = m.prog.funcs[f.index].shared_bytes as u64 + dyn_smem;
         if smem > SMEM_OPTIN as u64 {
             return Ok(0);
         }
@@ -522,7 +522,7 @@ impl Session {
         }
         let per_block = SMEM_OPTIN as u64 / req.num_blocks as u64;
         let avail = per_block
-            .saturating_sub(m.prog.funcs[f.index].static_smem as u64)
+            .saturating_sub(m.prog.funcs[f.index].shared_bytes as u64)
             .min(f.max_dyn_smem as u64);
         Ok(OccupancyAvailableDynamicSMemRep {
             dynamic_smem: avail,
@@ -551,7 +551,7 @@ impl Session {
                 self.snapshot(&st),
                 sticky,
                 k.kparam_size,
-                k.static_smem,
+                k.shared_bytes,
                 f.max_dyn_smem,
             )
         };
