@@ -6,7 +6,7 @@
 
 pub mod alu;
 pub mod ast;
-pub mod parser;
 pub mod decode;
 pub mod ir;
+pub mod parser;
 pub mod vm;
