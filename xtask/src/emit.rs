@@ -354,7 +354,12 @@ fn auto_export(o: &mut String, a: &Auto, sym: &str) {
     }
     writeln!(o, "        }};").unwrap();
     if a.is_async {
-        writeln!(o, "        rt::call_async(Request::{}(req))?;\n        Ok(())\n    }})\n}}\n", a.msg).unwrap();
+        writeln!(
+            o,
+            "        rt::call_async(Request::{}(req))?;\n        Ok(())\n    }})\n}}\n",
+            a.msg
+        )
+        .unwrap();
         return;
     }
     let fields = auto_fields(a);

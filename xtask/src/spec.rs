@@ -231,7 +231,14 @@ fn parse_decl(d: &str, spec: &mut Spec) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             if is_async
                 && params.iter().any(|(_, p)| {
-                    matches!(p, Param::Out(_) | Param::OptOut(_) | Param::OutStr(_) | Param::OutFixed(_) | Param::OutBytes(_))
+                    matches!(
+                        p,
+                        Param::Out(_)
+                            | Param::OptOut(_)
+                            | Param::OutStr(_)
+                            | Param::OutFixed(_)
+                            | Param::OutBytes(_)
+                    )
                 })
             {
                 bail!("an async call cannot have results");
