@@ -373,6 +373,7 @@ async fn serve_connection(
     });
     let session = Arc::new(Session::with_notify(sid, devices, notify));
     session.set_memory_quota(cfg.session_memory);
+    session.set_local(remote.ip().is_loopback());
     let welcome = Welcome {
         session: sid,
         server_version: rgpu_protocol::VERSION.into(),

@@ -97,6 +97,10 @@ pub struct Session {
     deferred: Mutex<HashMap<u64, CuError>>,
     /// Device memory this session may hold, if limited.
     quota: Mutex<Option<u64>>,
+    /// Whether the client connected from this machine (enables the shared-memory bulk path).
+    local: std::sync::atomic::AtomicBool,
+    /// The client's shared-memory segment, once attached: (address, size).
+    shm: Mutex<Option<(usize, usize)>>,
 }
 
 impl Session {
@@ -114,7 +118,24 @@ impl Session {
             notify,
             deferred: Mutex::new(HashMap::new()),
             quota: Mutex::new(None),
+            local: std::sync::atomic::AtomicBool::new(false),
+            shm: Mutex::new(None),
         }
+    }
+
+    /// Marks the client as connected from this machine.
+    pub fn set_local(&self, local: bool) {
+        self.local.store(local, Ordering::Relaxed);
+    }
+
+    /// The attached segment's bytes `[off, off+len)`, as an address.
+    fn shm_range(&self, off: u64, len: u64) -> CuResult<usize> {
+        let g = self.shm.lock().unwrap_or_else(|e| e.into_inner());
+        let (base, size) = g.ok_or(CuError::INVALID_VALUE)?;
+        if off.checked_add(len).is_none_or(|e| e > size as u64) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        Ok(base + off as usize)
     }
 
     /// Limits the device memory this session may hold (`None`: no limit).
@@ -498,6 +519,10 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if let Some((base, size)) = self.shm.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            // SAFETY: mapped by shm_attach with this size; no call of this session runs any more.
+            unsafe { libc::munmap(base as *mut libc::c_void, size) };
+        }
         let mut st = self.st();
         let handles: Vec<u64> = st.contexts.keys().copied().collect();
         for h in handles {
@@ -1098,6 +1123,106 @@ impl Handler for Session {
             free: total.saturating_sub(d.used_mem()),
             total,
         })
+    }
+
+    fn shm_attach(&self, _cx: &Cx, req: ShmAttachReq) -> CuResult<ShmAttachRep> {
+        let valid_name = req.name.strip_prefix("/rgpu-").is_some_and(|r| {
+            !r.is_empty() && r.len() < 64 && r.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        });
+        if !self.local.load(Ordering::Relaxed)
+            || !valid_name
+            || req.size == 0
+            || req.size > (4 << 30)
+        {
+            return Err(CuError::NOT_SUPPORTED);
+        }
+        let mut g = self.shm.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_some() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let name = std::ffi::CString::new(req.name).map_err(|_| CuError::INVALID_VALUE)?;
+        let size = req.size as usize;
+        // SAFETY: POSIX calls on a validated name; the mapping's size is checked against the file.
+        unsafe {
+            let fd = libc::shm_open(name.as_ptr(), libc::O_RDWR, 0);
+            if fd < 0 {
+                return Err(CuError::NOT_SUPPORTED);
+            }
+            let mut st: libc::stat = std::mem::zeroed();
+            let ok = libc::fstat(fd, &mut st) == 0 && st.st_size as u64 >= req.size;
+            let p = if ok {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
+            } else {
+                libc::MAP_FAILED
+            };
+            libc::close(fd);
+            if p == libc::MAP_FAILED {
+                return Err(CuError::NOT_SUPPORTED);
+            }
+            *g = Some((p as usize, size));
+        }
+        tracing::info!(
+            "session {}: shared-memory bulk path attached ({} MiB)",
+            self.id,
+            size >> 20
+        );
+        Ok(ShmAttachRep {})
+    }
+
+    fn memcpy_hto_d_shm(&self, cx: &Cx, req: MemcpyHtoDShmReq) -> CuResult<MemcpyHtoDShmRep> {
+        let n = req.byte_count;
+        let src = self.shm_range(req.offset, n)?;
+        if n == 0 {
+            return Ok(MemcpyHtoDShmRep {});
+        }
+        let r = self.region(cx, req.dst, n)?;
+        if req.is_async {
+            // The client reuses the segment after the reply: take the bytes now.
+            // SAFETY: shm_range checked the range lies in the mapped segment.
+            let data = unsafe { std::slice::from_raw_parts(src as *const u8, n as usize) }.to_vec();
+            self.submit(
+                cx,
+                req.stream,
+                Box::new(move || r.buf.write(r.offset, &data)),
+            )?;
+        } else {
+            self.submit_wait(
+                cx,
+                req.stream,
+                Box::new(move || {
+                    // SAFETY: the segment stays mapped while this call waits for the job.
+                    let data = unsafe { std::slice::from_raw_parts(src as *const u8, n as usize) };
+                    r.buf.write(r.offset, data)
+                }),
+            )?;
+        }
+        Ok(MemcpyHtoDShmRep {})
+    }
+
+    fn memcpy_dto_h_shm(&self, cx: &Cx, req: MemcpyDtoHShmReq) -> CuResult<MemcpyDtoHShmRep> {
+        let n = req.byte_count;
+        let dst = self.shm_range(req.offset, n)?;
+        if n == 0 {
+            return Ok(MemcpyDtoHShmRep {});
+        }
+        let r = self.region(cx, req.src, n)?;
+        self.submit_wait(
+            cx,
+            req.stream,
+            Box::new(move || {
+                // SAFETY: the segment stays mapped while this call waits for the job.
+                let out = unsafe { std::slice::from_raw_parts_mut(dst as *mut u8, n as usize) };
+                r.buf.read(r.offset, out)
+            }),
+        )?;
+        Ok(MemcpyDtoHShmRep {})
     }
 
     fn pointer_info(&self, _cx: &Cx, req: PointerInfoReq) -> CuResult<PointerInfoRep> {

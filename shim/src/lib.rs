@@ -9,3 +9,4 @@ mod custom;
 #[allow(missing_docs)]
 mod generated;
 mod rt;
+mod shm;

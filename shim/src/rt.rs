@@ -208,6 +208,20 @@ fn c_stdio_output(stream: u8, data: &[u8]) {
     }
 }
 
+/// Whether the server of this process's connection is on this machine (loopback address).
+pub fn server_is_local() -> bool {
+    let Ok(cfg) = connection_config() else {
+        return false;
+    };
+    use std::net::ToSocketAddrs;
+    cfg.conn
+        .address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| a.ip().is_loopback())
+}
+
 /// The connection of this process, made on first use. A forked child gets its own: the parent's
 /// client (whose I/O thread does not exist in the child) is leaked, never dropped.
 pub fn client() -> CuResult<Arc<Client>> {

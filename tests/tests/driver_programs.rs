@@ -82,3 +82,31 @@ fn cudarc_driver_api() {
 fn pointers() {
     run_program("pointers");
 }
+
+/// Large copies, through the shared-memory bulk path (local server) and, with it disabled,
+/// through the connection.
+#[test]
+fn big_copies_both_paths() {
+    let exe = common::c_program("big_copies");
+    let out = std::process::Command::new(common::rgpu())
+        .args(["run", "--"])
+        .arg(&exe)
+        .env("RGPU_TRACE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("big_copies: PASSED"));
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        trace.contains("MemcpyHtoDShm") && trace.contains("MemcpyDtoHShm"),
+        "shared memory not used"
+    );
+    let out = std::process::Command::new(common::rgpu())
+        .args(["run", "--"])
+        .arg(&exe)
+        .env("RGPU_SHM", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("big_copies: PASSED"));
+}

@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x44d27da3c029ee58;
+pub const SPEC_HASH: u64 = 0x9761bce2ee960e2e;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -1195,6 +1195,44 @@ pub struct MemFreeAsyncReq {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MemFreeAsyncRep {}
 
+/// Request of message ShmAttach (opcode 170).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ShmAttachReq {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Reply of message ShmAttach (opcode 170).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ShmAttachRep {}
+
+/// Request of message MemcpyHtoDShm (opcode 171).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemcpyHtoDShmReq {
+    pub dst: u64,
+    pub offset: u64,
+    pub byte_count: u64,
+    pub stream: u64,
+    pub is_async: bool,
+}
+
+/// Reply of message MemcpyHtoDShm (opcode 171).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemcpyHtoDShmRep {}
+
+/// Request of message MemcpyDtoHShm (opcode 172).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemcpyDtoHShmReq {
+    pub src: u64,
+    pub offset: u64,
+    pub byte_count: u64,
+    pub stream: u64,
+}
+
+/// Reply of message MemcpyDtoHShm (opcode 172).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemcpyDtoHShmRep {}
+
 /// Every request body, tagged by its opcode on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -1292,6 +1330,9 @@ pub enum Request {
     PointerInfo(PointerInfoReq),
     MemAllocAsync(MemAllocAsyncReq),
     MemFreeAsync(MemFreeAsyncReq),
+    ShmAttach(ShmAttachReq),
+    MemcpyHtoDShm(MemcpyHtoDShmReq),
+    MemcpyDtoHShm(MemcpyDtoHShmReq),
 }
 
 impl Request {
@@ -1392,6 +1433,9 @@ impl Request {
             Request::PointerInfo(_) => 160,
             Request::MemAllocAsync(_) => 161,
             Request::MemFreeAsync(_) => 162,
+            Request::ShmAttach(_) => 170,
+            Request::MemcpyHtoDShm(_) => 171,
+            Request::MemcpyDtoHShm(_) => 172,
         }
     }
 
@@ -1492,6 +1536,9 @@ impl Request {
             Request::PointerInfo(_) => "PointerInfo",
             Request::MemAllocAsync(_) => "MemAllocAsync",
             Request::MemFreeAsync(_) => "MemFreeAsync",
+            Request::ShmAttach(_) => "ShmAttach",
+            Request::MemcpyHtoDShm(_) => "MemcpyHtoDShm",
+            Request::MemcpyDtoHShm(_) => "MemcpyDtoHShm",
         }
     }
 
@@ -1592,6 +1639,9 @@ impl Request {
             Request::PointerInfo(m) => postcard::to_extend(m, out),
             Request::MemAllocAsync(m) => postcard::to_extend(m, out),
             Request::MemFreeAsync(m) => postcard::to_extend(m, out),
+            Request::ShmAttach(m) => postcard::to_extend(m, out),
+            Request::MemcpyHtoDShm(m) => postcard::to_extend(m, out),
+            Request::MemcpyDtoHShm(m) => postcard::to_extend(m, out),
         }
     }
 
@@ -1724,6 +1774,9 @@ impl Request {
             160 => Ok(Request::PointerInfo(crate::wire::body_from(body)?)),
             161 => Ok(Request::MemAllocAsync(crate::wire::body_from(body)?)),
             162 => Ok(Request::MemFreeAsync(crate::wire::body_from(body)?)),
+            170 => Ok(Request::ShmAttach(crate::wire::body_from(body)?)),
+            171 => Ok(Request::MemcpyHtoDShm(crate::wire::body_from(body)?)),
+            172 => Ok(Request::MemcpyDtoHShm(crate::wire::body_from(body)?)),
             other => Err(DecodeError::UnknownOpcode(other)),
         }
     }
@@ -1825,6 +1878,9 @@ impl Request {
             Request::PointerInfo(Default::default()),
             Request::MemAllocAsync(Default::default()),
             Request::MemFreeAsync(Default::default()),
+            Request::ShmAttach(Default::default()),
+            Request::MemcpyHtoDShm(Default::default()),
+            Request::MemcpyDtoHShm(Default::default()),
         ]
     }
 }
@@ -1926,6 +1982,9 @@ pub enum Reply {
     PointerInfo(PointerInfoRep),
     MemAllocAsync(MemAllocAsyncRep),
     MemFreeAsync(MemFreeAsyncRep),
+    ShmAttach(ShmAttachRep),
+    MemcpyHtoDShm(MemcpyHtoDShmRep),
+    MemcpyDtoHShm(MemcpyDtoHShmRep),
 }
 
 impl Reply {
@@ -2026,6 +2085,9 @@ impl Reply {
             Reply::PointerInfo(_) => 160,
             Reply::MemAllocAsync(_) => 161,
             Reply::MemFreeAsync(_) => 162,
+            Reply::ShmAttach(_) => 170,
+            Reply::MemcpyHtoDShm(_) => 171,
+            Reply::MemcpyDtoHShm(_) => 172,
         }
     }
 
@@ -2126,6 +2188,9 @@ impl Reply {
             Reply::PointerInfo(_) => "PointerInfo",
             Reply::MemAllocAsync(_) => "MemAllocAsync",
             Reply::MemFreeAsync(_) => "MemFreeAsync",
+            Reply::ShmAttach(_) => "ShmAttach",
+            Reply::MemcpyHtoDShm(_) => "MemcpyHtoDShm",
+            Reply::MemcpyDtoHShm(_) => "MemcpyDtoHShm",
         }
     }
 
@@ -2226,6 +2291,9 @@ impl Reply {
             Reply::PointerInfo(m) => postcard::to_extend(m, out),
             Reply::MemAllocAsync(m) => postcard::to_extend(m, out),
             Reply::MemFreeAsync(m) => postcard::to_extend(m, out),
+            Reply::ShmAttach(m) => postcard::to_extend(m, out),
+            Reply::MemcpyHtoDShm(m) => postcard::to_extend(m, out),
+            Reply::MemcpyDtoHShm(m) => postcard::to_extend(m, out),
         }
     }
 
@@ -2346,6 +2414,9 @@ impl Reply {
             160 => Ok(Reply::PointerInfo(crate::wire::body_from(body)?)),
             161 => Ok(Reply::MemAllocAsync(crate::wire::body_from(body)?)),
             162 => Ok(Reply::MemFreeAsync(crate::wire::body_from(body)?)),
+            170 => Ok(Reply::ShmAttach(crate::wire::body_from(body)?)),
+            171 => Ok(Reply::MemcpyHtoDShm(crate::wire::body_from(body)?)),
+            172 => Ok(Reply::MemcpyDtoHShm(crate::wire::body_from(body)?)),
             other => Err(DecodeError::UnknownOpcode(other)),
         }
     }
@@ -2447,6 +2518,9 @@ impl Reply {
             Reply::PointerInfo(Default::default()),
             Reply::MemAllocAsync(Default::default()),
             Reply::MemFreeAsync(Default::default()),
+            Reply::ShmAttach(Default::default()),
+            Reply::MemcpyHtoDShm(Default::default()),
+            Reply::MemcpyDtoHShm(Default::default()),
         ]
     }
 }
@@ -2899,6 +2973,20 @@ pub trait Handler {
         cx: &Self::Cx,
         req: MemFreeAsyncReq,
     ) -> Result<MemFreeAsyncRep, CuError>;
+    /// Handles ShmAttach.
+    fn shm_attach(&self, cx: &Self::Cx, req: ShmAttachReq) -> Result<ShmAttachRep, CuError>;
+    /// Handles MemcpyHtoDShm.
+    fn memcpy_hto_d_shm(
+        &self,
+        cx: &Self::Cx,
+        req: MemcpyHtoDShmReq,
+    ) -> Result<MemcpyHtoDShmRep, CuError>;
+    /// Handles MemcpyDtoHShm.
+    fn memcpy_dto_h_shm(
+        &self,
+        cx: &Self::Cx,
+        req: MemcpyDtoHShmReq,
+    ) -> Result<MemcpyDtoHShmRep, CuError>;
 }
 
 /// Routes a decoded request to its handler method.
@@ -3052,6 +3140,9 @@ pub fn dispatch<H: Handler + ?Sized>(h: &H, cx: &H::Cx, req: Request) -> Result<
         Request::PointerInfo(r) => h.pointer_info(cx, r).map(Reply::PointerInfo),
         Request::MemAllocAsync(r) => h.mem_alloc_async(cx, r).map(Reply::MemAllocAsync),
         Request::MemFreeAsync(r) => h.mem_free_async(cx, r).map(Reply::MemFreeAsync),
+        Request::ShmAttach(r) => h.shm_attach(cx, r).map(Reply::ShmAttach),
+        Request::MemcpyHtoDShm(r) => h.memcpy_hto_d_shm(cx, r).map(Reply::MemcpyHtoDShm),
+        Request::MemcpyDtoHShm(r) => h.memcpy_dto_h_shm(cx, r).map(Reply::MemcpyDtoHShm),
     }
 }
 
@@ -3151,6 +3242,9 @@ pub const MESSAGES: &[(u32, &str)] = &[
     (160, "PointerInfo"),
     (161, "MemAllocAsync"),
     (162, "MemFreeAsync"),
+    (170, "ShmAttach"),
+    (171, "MemcpyHtoDShm"),
+    (172, "MemcpyDtoHShm"),
 ];
 
 /// Every function declared by the pinned cuda.h (CUDA 13.5, all ABI versions).

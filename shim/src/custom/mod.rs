@@ -1,6 +1,7 @@
 //! Hand-written exports (`custom` in `protocol/api/driver.api`), by API area.
 
 mod context;
+mod copy;
 mod dark;
 mod device;
 mod host;
@@ -11,6 +12,7 @@ mod module;
 mod pointer;
 
 pub use context::*;
+pub use copy::*;
 pub use dark::*;
 pub use device::*;
 pub use host::*;

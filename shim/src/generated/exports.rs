@@ -543,102 +543,6 @@ pub unsafe extern "C" fn cuMemAllocPitch_v2(
     })
 }
 
-/// Forwarded as message `MemcpyHtoD`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyHtoD_v2(
-    dst: u64,
-    src: *const c_void,
-    byte_count: usize,
-) -> CUresult {
-    rt::export("cuMemcpyHtoD_v2", true, false, move || {
-        if src.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyHtoDReq {
-            dst,
-            // SAFETY: the caller passes `byte_count` readable bytes at `src` (CUDA API contract).
-            src: unsafe { rt::bytes_in(src, byte_count as usize) }.to_vec(),
-            byte_count: byte_count as u64,
-        };
-        let Reply::MemcpyHtoD(_rep) = rt::call(Request::MemcpyHtoD(req))? else {
-            return Err(rt::mismatch("cuMemcpyHtoD_v2"));
-        };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `MemcpyHtoD`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyHtoD_v2_ptds(
-    dst: u64,
-    src: *const c_void,
-    byte_count: usize,
-) -> CUresult {
-    rt::export("cuMemcpyHtoD_v2_ptds", true, true, move || {
-        if src.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyHtoDReq {
-            dst,
-            // SAFETY: the caller passes `byte_count` readable bytes at `src` (CUDA API contract).
-            src: unsafe { rt::bytes_in(src, byte_count as usize) }.to_vec(),
-            byte_count: byte_count as u64,
-        };
-        let Reply::MemcpyHtoD(_rep) = rt::call(Request::MemcpyHtoD(req))? else {
-            return Err(rt::mismatch("cuMemcpyHtoD_v2_ptds"));
-        };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `MemcpyDtoH`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyDtoH_v2(
-    dst: *mut c_void,
-    src: u64,
-    byte_count: usize,
-) -> CUresult {
-    rt::export("cuMemcpyDtoH_v2", true, false, move || {
-        if dst.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyDtoHReq {
-            src,
-            byte_count: byte_count as u64,
-        };
-        let Reply::MemcpyDtoH(rep) = rt::call(Request::MemcpyDtoH(req))? else {
-            return Err(rt::mismatch("cuMemcpyDtoH_v2"));
-        };
-        // SAFETY: the caller passes `byte_count` writable bytes at `dst`.
-        unsafe { rt::bytes_out(dst, byte_count as usize, &rep.dst) }?;
-        Ok(())
-    })
-}
-
-/// Forwarded as message `MemcpyDtoH`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyDtoH_v2_ptds(
-    dst: *mut c_void,
-    src: u64,
-    byte_count: usize,
-) -> CUresult {
-    rt::export("cuMemcpyDtoH_v2_ptds", true, true, move || {
-        if dst.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyDtoHReq {
-            src,
-            byte_count: byte_count as u64,
-        };
-        let Reply::MemcpyDtoH(rep) = rt::call(Request::MemcpyDtoH(req))? else {
-            return Err(rt::mismatch("cuMemcpyDtoH_v2_ptds"));
-        };
-        // SAFETY: the caller passes `byte_count` writable bytes at `dst`.
-        unsafe { rt::bytes_out(dst, byte_count as usize, &rep.dst) }?;
-        Ok(())
-    })
-}
-
 /// Forwarded as message `MemcpyDtoD`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, byte_count: usize) -> CUresult {
@@ -667,110 +571,6 @@ pub unsafe extern "C" fn cuMemcpyDtoD_v2_ptds(dst: u64, src: u64, byte_count: us
         let Reply::MemcpyDtoD(_rep) = rt::call(Request::MemcpyDtoD(req))? else {
             return Err(rt::mismatch("cuMemcpyDtoD_v2_ptds"));
         };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `MemcpyHtoDAsync`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
-    dst: u64,
-    src: *const c_void,
-    byte_count: usize,
-    stream: *mut c_void,
-) -> CUresult {
-    rt::export("cuMemcpyHtoDAsync_v2", true, false, move || {
-        if src.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyHtoDAsyncReq {
-            dst,
-            // SAFETY: the caller passes `byte_count` readable bytes at `src` (CUDA API contract).
-            src: unsafe { rt::bytes_in(src, byte_count as usize) }.to_vec(),
-            byte_count: byte_count as u64,
-            stream: stream as u64,
-        };
-        let Reply::MemcpyHtoDAsync(_rep) = rt::call(Request::MemcpyHtoDAsync(req))? else {
-            return Err(rt::mismatch("cuMemcpyHtoDAsync_v2"));
-        };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `MemcpyHtoDAsync`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2_ptsz(
-    dst: u64,
-    src: *const c_void,
-    byte_count: usize,
-    stream: *mut c_void,
-) -> CUresult {
-    rt::export("cuMemcpyHtoDAsync_v2_ptsz", true, true, move || {
-        if src.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyHtoDAsyncReq {
-            dst,
-            // SAFETY: the caller passes `byte_count` readable bytes at `src` (CUDA API contract).
-            src: unsafe { rt::bytes_in(src, byte_count as usize) }.to_vec(),
-            byte_count: byte_count as u64,
-            stream: stream as u64,
-        };
-        let Reply::MemcpyHtoDAsync(_rep) = rt::call(Request::MemcpyHtoDAsync(req))? else {
-            return Err(rt::mismatch("cuMemcpyHtoDAsync_v2_ptsz"));
-        };
-        Ok(())
-    })
-}
-
-/// Forwarded as message `MemcpyDtoHAsync`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
-    dst: *mut c_void,
-    src: u64,
-    byte_count: usize,
-    stream: *mut c_void,
-) -> CUresult {
-    rt::export("cuMemcpyDtoHAsync_v2", true, false, move || {
-        if dst.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyDtoHAsyncReq {
-            src,
-            byte_count: byte_count as u64,
-            stream: stream as u64,
-        };
-        let Reply::MemcpyDtoHAsync(rep) = rt::call(Request::MemcpyDtoHAsync(req))? else {
-            return Err(rt::mismatch("cuMemcpyDtoHAsync_v2"));
-        };
-        // SAFETY: the caller passes `byte_count` writable bytes at `dst`.
-        unsafe { rt::bytes_out(dst, byte_count as usize, &rep.dst) }?;
-        Ok(())
-    })
-}
-
-/// Forwarded as message `MemcpyDtoHAsync`.
-#[no_mangle]
-pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2_ptsz(
-    dst: *mut c_void,
-    src: u64,
-    byte_count: usize,
-    stream: *mut c_void,
-) -> CUresult {
-    rt::export("cuMemcpyDtoHAsync_v2_ptsz", true, true, move || {
-        if dst.is_null() && byte_count as u64 != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let req = MemcpyDtoHAsyncReq {
-            src,
-            byte_count: byte_count as u64,
-            stream: stream as u64,
-        };
-        let Reply::MemcpyDtoHAsync(rep) = rt::call(Request::MemcpyDtoHAsync(req))? else {
-            return Err(rt::mismatch("cuMemcpyDtoHAsync_v2_ptsz"));
-        };
-        // SAFETY: the caller passes `byte_count` writable bytes at `dst`.
-        unsafe { rt::bytes_out(dst, byte_count as usize, &rep.dst) }?;
         Ok(())
     })
 }
@@ -2817,6 +2617,150 @@ pub unsafe extern "C" fn cuMemHostGetDevicePointer_v2(
     rt::export("cuMemHostGetDevicePointer_v2", true, false, move || {
         // SAFETY: same contract as the C function; forwarded unchanged.
         unsafe { crate::custom::cu_mem_host_get_device_pointer_v2(pdptr, p, flags) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_hto_d_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoD_v2(
+    dst: u64,
+    src: *const c_void,
+    byte_count: usize,
+) -> CUresult {
+    rt::trace_args("cuMemcpyHtoD_v2", || {
+        format!("dst={:?}, src={:?}, byte_count={:?}", dst, src, byte_count)
+    });
+    rt::export("cuMemcpyHtoD_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_hto_d_v2(dst, src, byte_count) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_hto_d_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoD_v2_ptds(
+    dst: u64,
+    src: *const c_void,
+    byte_count: usize,
+) -> CUresult {
+    rt::trace_args("cuMemcpyHtoD_v2_ptds", || {
+        format!("dst={:?}, src={:?}, byte_count={:?}", dst, src, byte_count)
+    });
+    rt::export("cuMemcpyHtoD_v2_ptds", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_hto_d_v2(dst, src, byte_count) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_dto_h_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoH_v2(
+    dst: *mut c_void,
+    src: u64,
+    byte_count: usize,
+) -> CUresult {
+    rt::trace_args("cuMemcpyDtoH_v2", || {
+        format!("dst={:?}, src={:?}, byte_count={:?}", dst, src, byte_count)
+    });
+    rt::export("cuMemcpyDtoH_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_dto_h_v2(dst, src, byte_count) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_dto_h_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoH_v2_ptds(
+    dst: *mut c_void,
+    src: u64,
+    byte_count: usize,
+) -> CUresult {
+    rt::trace_args("cuMemcpyDtoH_v2_ptds", || {
+        format!("dst={:?}, src={:?}, byte_count={:?}", dst, src, byte_count)
+    });
+    rt::export("cuMemcpyDtoH_v2_ptds", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_dto_h_v2(dst, src, byte_count) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_hto_d_async_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
+    dst: u64,
+    src: *const c_void,
+    byte_count: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::trace_args("cuMemcpyHtoDAsync_v2", || {
+        format!(
+            "dst={:?}, src={:?}, byte_count={:?}, stream={:?}",
+            dst, src, byte_count, stream
+        )
+    });
+    rt::export("cuMemcpyHtoDAsync_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_hto_d_async_v2(dst, src, byte_count, stream) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_hto_d_async_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2_ptsz(
+    dst: u64,
+    src: *const c_void,
+    byte_count: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::trace_args("cuMemcpyHtoDAsync_v2_ptsz", || {
+        format!(
+            "dst={:?}, src={:?}, byte_count={:?}, stream={:?}",
+            dst, src, byte_count, stream
+        )
+    });
+    rt::export("cuMemcpyHtoDAsync_v2_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_hto_d_async_v2(dst, src, byte_count, stream) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_dto_h_async_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
+    dst: *mut c_void,
+    src: u64,
+    byte_count: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::trace_args("cuMemcpyDtoHAsync_v2", || {
+        format!(
+            "dst={:?}, src={:?}, byte_count={:?}, stream={:?}",
+            dst, src, byte_count, stream
+        )
+    });
+    rt::export("cuMemcpyDtoHAsync_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_dto_h_async_v2(dst, src, byte_count, stream) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_dto_h_async_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2_ptsz(
+    dst: *mut c_void,
+    src: u64,
+    byte_count: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::trace_args("cuMemcpyDtoHAsync_v2_ptsz", || {
+        format!(
+            "dst={:?}, src={:?}, byte_count={:?}, stream={:?}",
+            dst, src, byte_count, stream
+        )
+    });
+    rt::export("cuMemcpyDtoHAsync_v2_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_memcpy_dto_h_async_v2(dst, src, byte_count, stream) }
     })
 }
 
