@@ -248,6 +248,100 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
 
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
+/// Executes one call and encodes its reply frame.
+fn answer(s: &Session, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
+    // After a kernel fault the context is unusable, as on a GPU: calls fail with the
+    // sticky error, also a synchronising call that waited for the faulting kernel.
+    let run = || {
+        let exempt = sticky_exempt(&req);
+        if let Some(e) = s.sticky_error(cx.ctx).filter(|_| !exempt) {
+            return Err(e);
+        }
+        let r = dispatch(&*s, &cx, req);
+        let deferred = if exempt {
+            None
+        } else {
+            s.take_deferred_error(cx.thread)
+        };
+        match s.sticky_error(cx.ctx).filter(|_| !exempt).or(deferred) {
+            Some(e) if r.is_ok() => Err(e),
+            _ => r,
+        }
+    };
+    let frame = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(rep)) => match rep.encode_body(Vec::new()) {
+            Ok(body) => {
+                let mut f = ReplyHeader {
+                    status: 0,
+                    id: hdr.id,
+                    opcode: rep.opcode(),
+                }
+                .frame(body.len());
+                f.extend_from_slice(&body);
+                f
+            }
+            Err(_) => ReplyHeader {
+                status: 999,
+                id: hdr.id,
+                opcode: 0,
+            }
+            .frame(0),
+        },
+        Ok(Err(e)) => ReplyHeader {
+            status: e.raw(),
+            id: hdr.id,
+            opcode: 0,
+        }
+        .frame(0),
+        Err(_) => {
+            tracing::error!("session {}: internal error handling a call", s.id);
+            ReplyHeader {
+                status: 999,
+                id: hdr.id,
+                opcode: 0,
+            }
+            .frame(0)
+        }
+    };
+
+    frame
+}
+
+/// Whether a call may wait for device work (then it must not run on the connection's task).
+fn may_block(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::StreamSynchronize(_)
+            | Request::CtxSynchronize(_)
+            | Request::EventSynchronize(_)
+            | Request::MemFree(_)
+            | Request::ModuleLoad(_)
+            | Request::MemcpyHtoD(_)
+            | Request::MemcpyDtoH(_)
+            | Request::MemcpyDtoD(_)
+            | Request::MemcpyDtoHAsync(_)
+            | Request::Memcpy2D(_)
+            | Request::MemcpyHtoDShm(_)
+            | Request::MemcpyDtoHShm(_)
+            | Request::MemsetD8(_)
+            | Request::MemsetD16(_)
+            | Request::MemsetD32(_)
+            | Request::MemsetD2D8(_)
+            | Request::MemsetD2D16(_)
+            | Request::MemsetD2D32(_)
+    )
+}
+
+/// A small synchronous copy whose stream is idle completes at once: run it in place.
+fn quick_copy(s: &Session, cx: &Cx, req: &Request) -> bool {
+    let small = match req {
+        Request::MemcpyDtoH(r) => r.byte_count <= 64 << 10,
+        Request::MemcpyHtoD(r) => r.byte_count <= 64 << 10,
+        _ => false,
+    };
+    small && s.stream_idle(cx, 0)
+}
+
 /// Calls that still work in a context with a sticky error (to inspect or tear it down).
 fn sticky_exempt(req: &Request) -> bool {
     matches!(
@@ -442,61 +536,17 @@ async fn serve_connection(
             }
             continue;
         }
+        // Calls that cannot block run right here (no thread hand-off: latency of small calls);
+        // anything that may wait for device work runs on the blocking pool.
+        let quick = !may_block(&req) || quick_copy(&session, &cx, &req);
+        if quick {
+            let frame = answer(&session, hdr, cx, req);
+            let _ = tx.send(frame);
+            continue;
+        }
         let (s, tx) = (session.clone(), tx.clone());
         tokio::task::spawn_blocking(move || {
-            // After a kernel fault the context is unusable, as on a GPU: calls fail with the
-            // sticky error, also a synchronising call that waited for the faulting kernel.
-            let run = || {
-                let exempt = sticky_exempt(&req);
-                if let Some(e) = s.sticky_error(cx.ctx).filter(|_| !exempt) {
-                    return Err(e);
-                }
-                let r = dispatch(&*s, &cx, req);
-                let deferred = if exempt {
-                    None
-                } else {
-                    s.take_deferred_error(cx.thread)
-                };
-                match s.sticky_error(cx.ctx).filter(|_| !exempt).or(deferred) {
-                    Some(e) if r.is_ok() => Err(e),
-                    _ => r,
-                }
-            };
-            let frame = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-                Ok(Ok(rep)) => match rep.encode_body(Vec::new()) {
-                    Ok(body) => {
-                        let mut f = ReplyHeader {
-                            status: 0,
-                            id: hdr.id,
-                            opcode: rep.opcode(),
-                        }
-                        .frame(body.len());
-                        f.extend_from_slice(&body);
-                        f
-                    }
-                    Err(_) => ReplyHeader {
-                        status: 999,
-                        id: hdr.id,
-                        opcode: 0,
-                    }
-                    .frame(0),
-                },
-                Ok(Err(e)) => ReplyHeader {
-                    status: e.raw(),
-                    id: hdr.id,
-                    opcode: 0,
-                }
-                .frame(0),
-                Err(_) => {
-                    tracing::error!("session {}: internal error handling a call", s.id);
-                    ReplyHeader {
-                        status: 999,
-                        id: hdr.id,
-                        opcode: 0,
-                    }
-                    .frame(0)
-                }
-            };
+            let frame = answer(&s, hdr, cx, req);
             let _ = tx.send(frame);
         });
     };

@@ -318,6 +318,16 @@ impl Session {
         Ok(s.submit(deps, job))
     }
 
+    /// Whether stream `handle` (as `cx` sees it) has nothing pending.
+    pub fn stream_idle(&self, cx: &Cx, handle: u64) -> bool {
+        let mut st = self.st();
+        let Ok(s) = self.stream(&mut st, cx, handle) else {
+            return false;
+        };
+        let deps = self.implicit_deps(&st, &s);
+        s.tail().is_done() && deps.iter().all(|d| d.is_done())
+    }
+
     /// Runs `job` in stream order and waits for it. When the stream has nothing pending, the job
     /// runs right here (no hand-off to the stream's thread and back: the latency of synchronous
     /// calls matters).
