@@ -218,7 +218,20 @@ fn demo() -> Result<()> {
     );
     run(Command::new(root().join("target/debug/rgpu"))
         .args(["run", "--"])
-        .arg(&exe))
+        .arg(&exe))?;
+    // An unmodified nvcc-built program (static cudart, a kernel run by the CPU device).
+    let cuda_exe = out.join("vector_add");
+    run(Command::new(home.join("bin/nvcc"))
+        .arg(root().join("tests/programs/cuda/vector_add.cu"))
+        .arg("-o")
+        .arg(&cuda_exe))?;
+    println!(
+        "\nRunning {} (built by nvcc, static cudart) through `rgpu run`:\n",
+        cuda_exe.display()
+    );
+    run(Command::new(root().join("target/debug/rgpu"))
+        .args(["run", "--"])
+        .arg(&cuda_exe))
 }
 
 fn test() -> Result<()> {
