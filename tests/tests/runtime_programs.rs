@@ -37,6 +37,7 @@ macro_rules! both_runtimes {
 
 both_runtimes!(
     vector_add,
+    half_precision,
     func_attributes_exact,
     indirect_call_divergent,
     struct_params_indexed,

@@ -1089,6 +1089,11 @@ impl<'a> Parser<'a> {
                         self.bump();
                         out.push(self.reg_decl()?);
                     }
+                    // Inline asm writes `.reg.b32 f;` without a space.
+                    d if d.starts_with(".reg.") => {
+                        self.bump();
+                        out.push(self.reg_decl_typed(&d[4..], t.line)?);
+                    }
                     ".local" | ".shared" | ".param" | ".global" | ".const" => {
                         let space = space_of(t.text).unwrap_or(Space::Local);
                         self.bump();
@@ -1145,10 +1150,15 @@ impl<'a> Parser<'a> {
         if !t.is_directive() {
             return Err(self.unexpected(t, "a type after .reg"));
         }
-        let Some(ty) = Type::from_suffix(t.text.get(1..).unwrap_or("")) else {
-            return self.err(t.line, format!("unknown type '{}'", t.text));
-        };
         self.bump();
+        self.reg_decl_typed(t.text, t.line)
+    }
+
+    /// The rest of a register declaration once its type (`.b32`) is known.
+    fn reg_decl_typed(&mut self, ty_text: &str, line: u32) -> PResult<Statement> {
+        let Some(ty) = Type::from_suffix(ty_text.get(1..).unwrap_or("")) else {
+            return self.err(line, format!("unknown type '{ty_text}'"));
+        };
         let mut names = Vec::new();
         loop {
             let n = self.expect_name("a register name")?;
@@ -1470,6 +1480,20 @@ mod tests {
     }
 
     const HEADER: &str = ".version 9.5\n.target sm_75\n.address_size 64\n";
+
+    #[test]
+    fn inline_asm_reg_without_space() {
+        let m = parse(
+            ".version 9.5\n.target sm_75\n.address_size 64\n.visible .entry k()\n{\n{.reg.b32 f;\n .reg.b16 r;\n mov.b32 f, 1;\n}\nret;\n}\n",
+        )
+        .unwrap();
+        let body = m.functions[0].body.as_ref().unwrap();
+        let Statement::Block(b) = &body[0] else {
+            panic!("{body:?}")
+        };
+        assert!(matches!(&b[0], Statement::Reg { ty: Type::B32, .. }));
+        assert!(matches!(&b[1], Statement::Reg { ty: Type::B16, .. }));
+    }
 
     #[test]
     fn header_directives() {
