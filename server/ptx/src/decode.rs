@@ -1295,7 +1295,8 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
             if matches!(
                 ty,
                 Type::F16 | Type::F16x2 | Type::Bf16 | Type::Bf16x2 | Type::B128
-            ) || i.i.mods.iter().any(|m| m.starts_with('v'))
+            ) || ty.size() < 4
+                || i.i.mods.iter().any(|m| m.starts_with('v'))
             {
                 return unsupported(i);
             }
