@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x9761bce2ee960e2e;
+pub const SPEC_HASH: u64 = 0x4106d324f90c1a43;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

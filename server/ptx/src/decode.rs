@@ -646,6 +646,10 @@ fn src(cx: &mut FnCtx, o: &Operand, ty: Type, line: u32) -> Result<Src, DecodeEr
 
 /// The value of a symbol used as an operand (`mov %rd, sym`): its address in its own space.
 fn symbol_value(cx: &FnCtx, s: &str, line: u32) -> Result<u64, DecodeError> {
+    if s == "WARP_SZ" {
+        // PTX's predefined warp-size constant.
+        return Ok(32);
+    }
     match cx.lookup(s) {
         Some(Name::KParam(u32::MAX, off)) => return Ok(off as u64),
         // The address of a kernel parameter in the parameter space (nvcc takes it to index an
@@ -1000,7 +1004,7 @@ fn lower_op(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
         }
         "abs" | "neg" | "not" | "cnot" | "popc" | "clz" | "brev" | "bfind" | "rcp" | "sqrt"
         | "rsqrt" | "sin" | "cos" | "lg2" | "ex2" | "tanh" => lower_unary(cx, i),
-        "bfe" | "bfi" | "prmt" | "shf" | "lop3" | "sad" => lower_bits(cx, i),
+        "bfe" | "bfi" | "prmt" | "shf" | "lop3" | "sad" | "bmsk" => lower_bits(cx, i),
         "testp" => {
             ops(i.i, 2)?;
             let ty = i.ty()?;
@@ -2501,6 +2505,22 @@ fn lower_bits(cx: &mut FnCtx, i: &I) -> Result<Op, DecodeError> {
                 f: |a, b, cl| alu::lop3(a as u32, b as u32, cl as u32, (cl >> 32) as u8) as u64,
             })
         }
+        "bmsk" => {
+            // bmsk.{clamp,wrap}.b32 d, a, b: b one-bits starting at bit a.
+            ops(i.i, 3)?;
+            let wrap = i.has("wrap");
+            let f: F2 = if wrap {
+                |a, b| bmsk(a as u32 & 31, b as u32 & 31) as u64
+            } else {
+                |a, b| bmsk((a as u32).min(32), (b as u32).min(32)) as u64
+            };
+            Ok(Op::Bin {
+                d: dst(cx, &o[0], line)?,
+                a: src(cx, &o[1], Type::U32, line)?,
+                b: src(cx, &o[2], Type::U32, line)?,
+                f,
+            })
+        }
         "sad" => {
             ops(i.i, 4)?;
             let f: F3 = match (is_signed(ty), bits) {
@@ -2711,4 +2731,17 @@ mod tests {
         assert_eq!(e.line, 9);
         assert!(e.msg.contains("tex.1d.v4.f32.s32"), "{e}");
     }
+}
+
+/// `bmsk`: `len` one-bits starting at bit `pos`, truncated at bit 31.
+fn bmsk(pos: u32, len: u32) -> u32 {
+    if pos >= 32 {
+        return 0;
+    }
+    let m = if len >= 32 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    };
+    ((m << pos) & 0xffff_ffff) as u32
 }

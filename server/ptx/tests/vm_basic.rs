@@ -149,3 +149,43 @@ fn nvcc_vadd_partial_last_block() {
     out.result.unwrap();
     assert!(to_f32s(&mem.read(c)).iter().all(|&v| v == 3.0));
 }
+
+#[test]
+fn warp_sz_and_bmsk() {
+    let ptx = r#"
+.version 9.5
+.target sm_75
+.address_size 64
+.visible .entry k(.param .u64 out)
+{
+    .reg .b32 %r<6>;
+    .reg .b64 %rd<3>;
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, WARP_SZ;
+    bmsk.clamp.b32 %r2, 4, 8;
+    bmsk.wrap.b32 %r3, 36, 3;
+    st.global.u32 [%rd1], %r1;
+    st.global.u32 [%rd1+4], %r2;
+    st.global.u32 [%rd1+8], %r3;
+    ret;
+}
+"#;
+    let m = parser::parse(ptx).unwrap();
+    let prog = decode::decode(&m, &HashMap::new()).unwrap();
+    let mem = Mem::new();
+    let out = mem.alloc(vec![0u8; 12]);
+    let params = out.to_le_bytes().to_vec();
+    let l = vm::Launch {
+        grid: [1, 1, 1],
+        block: [1, 1, 1],
+        dyn_smem: 0,
+        params: &params,
+        workers: 1,
+    };
+    vm::launch(&prog, 0, &l, &mem).result.unwrap();
+    let b = mem.read(out);
+    let w = |i: usize| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!(w(0), 32);
+    assert_eq!(w(1), 0xff0);
+    assert_eq!(w(2), 0x70);
+}

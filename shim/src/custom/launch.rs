@@ -347,3 +347,98 @@ pub unsafe fn cu_launch_kernel_ex(
         )
     }
 }
+
+/// `cuOccupancyMaxPotentialBlockSize`: the block size with the highest occupancy, asking the
+/// program's callback (if any) for each candidate's dynamic shared memory.
+pub unsafe fn cu_occupancy_max_potential_block_size(
+    min_grid_size: *mut i32,
+    block_size: *mut i32,
+    func: *mut c_void,
+    smem_fn: *mut c_void,
+    dynamic_smem: usize,
+    block_size_limit: i32,
+) -> CuResult<()> {
+    if min_grid_size.is_null() || block_size.is_null() || func.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    let f = layout(func as u64)?;
+    let ctx = rt::current_ctx();
+    if ctx == 0 {
+        return Err(CuError::INVALID_CONTEXT);
+    }
+    let Reply::CtxInfo(info) = rt::call(Request::CtxInfo(CtxInfoReq { ctx }))? else {
+        return Err(rt::mismatch("cuOccupancyMaxPotentialBlockSize"));
+    };
+    let Reply::DeviceGetAttribute(sms) =
+        rt::call(Request::DeviceGetAttribute(DeviceGetAttributeReq {
+            attrib: 16, // MULTIPROCESSOR_COUNT
+            dev: info.device,
+        }))?
+    else {
+        return Err(rt::mismatch("cuOccupancyMaxPotentialBlockSize"));
+    };
+    let mut limit = f.max_threads as i32;
+    if block_size_limit > 0 {
+        limit = limit.min(block_size_limit);
+    }
+    // SAFETY: a non-null callback is a CUoccupancyB2DSize supplied by the program.
+    let cb: Option<extern "C" fn(i32) -> usize> =
+        (!smem_fn.is_null()).then(|| unsafe { std::mem::transmute(smem_fn) });
+    let (mut best, mut best_blocks, mut best_threads) = (0i32, 0i32, -1i64);
+    let mut b = limit - limit % 32;
+    while b >= 32 {
+        let smem = cb.map_or(dynamic_smem, |c| c(b));
+        if smem <= f.max_dyn_smem as usize {
+            let Reply::OccupancyMaxActiveBlocks(r) = rt::call(Request::OccupancyMaxActiveBlocks(
+                OccupancyMaxActiveBlocksReq {
+                    func: func as u64,
+                    block_size: b,
+                    dynamic_smem: smem as u64,
+                },
+            ))?
+            else {
+                return Err(rt::mismatch("cuOccupancyMaxPotentialBlockSize"));
+            };
+            let threads = r.num_blocks as i64 * b as i64;
+            if threads > best_threads {
+                (best, best_blocks, best_threads) = (b, r.num_blocks, threads);
+            }
+        }
+        b -= 32;
+    }
+    if best == 0 {
+        return Err(CuError::INVALID_VALUE);
+    }
+    // SAFETY: checked non-null.
+    unsafe {
+        block_size.write(best);
+        min_grid_size.write(best_blocks * sms.value);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn cu_occupancy_max_potential_block_size_with_flags(
+    min_grid_size: *mut i32,
+    block_size: *mut i32,
+    func: *mut c_void,
+    smem_fn: *mut c_void,
+    dynamic_smem: usize,
+    block_size_limit: i32,
+    flags: u32,
+) -> CuResult<()> {
+    if flags > 1 {
+        return Err(CuError::INVALID_VALUE);
+    }
+    // SAFETY: same contract.
+    unsafe {
+        cu_occupancy_max_potential_block_size(
+            min_grid_size,
+            block_size,
+            func,
+            smem_fn,
+            dynamic_smem,
+            block_size_limit,
+        )
+    }
+}

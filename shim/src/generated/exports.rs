@@ -3565,6 +3565,69 @@ pub unsafe extern "C" fn cuPointerGetAttributes(
     })
 }
 
+/// Hand-written: `crate::custom::cu_occupancy_max_potential_block_size`.
+#[no_mangle]
+pub unsafe extern "C" fn cuOccupancyMaxPotentialBlockSize(
+    min_grid_size: *mut i32,
+    block_size: *mut i32,
+    func: *mut c_void,
+    smem_fn: *mut c_void,
+    dynamic_smem: usize,
+    block_size_limit: i32,
+) -> CUresult {
+    rt::trace_args("cuOccupancyMaxPotentialBlockSize", || {
+        format!("min_grid_size={:?}, block_size={:?}, func={:?}, smem_fn={:?}, dynamic_smem={:?}, block_size_limit={:?}", min_grid_size, block_size, func, smem_fn, dynamic_smem, block_size_limit)
+    });
+    rt::export("cuOccupancyMaxPotentialBlockSize", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_occupancy_max_potential_block_size(
+                min_grid_size,
+                block_size,
+                func,
+                smem_fn,
+                dynamic_smem,
+                block_size_limit,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_occupancy_max_potential_block_size_with_flags`.
+#[no_mangle]
+pub unsafe extern "C" fn cuOccupancyMaxPotentialBlockSizeWithFlags(
+    min_grid_size: *mut i32,
+    block_size: *mut i32,
+    func: *mut c_void,
+    smem_fn: *mut c_void,
+    dynamic_smem: usize,
+    block_size_limit: i32,
+    flags: u32,
+) -> CUresult {
+    rt::trace_args("cuOccupancyMaxPotentialBlockSizeWithFlags", || {
+        format!("min_grid_size={:?}, block_size={:?}, func={:?}, smem_fn={:?}, dynamic_smem={:?}, block_size_limit={:?}, flags={:?}", min_grid_size, block_size, func, smem_fn, dynamic_smem, block_size_limit, flags)
+    });
+    rt::export(
+        "cuOccupancyMaxPotentialBlockSizeWithFlags",
+        true,
+        false,
+        move || {
+            // SAFETY: same contract as the C function; forwarded unchanged.
+            unsafe {
+                crate::custom::cu_occupancy_max_potential_block_size_with_flags(
+                    min_grid_size,
+                    block_size,
+                    func,
+                    smem_fn,
+                    dynamic_smem,
+                    block_size_limit,
+                    flags,
+                )
+            }
+        },
+    )
+}
+
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
 pub extern "C" fn cuArray3DCreate() -> CUresult {
@@ -5793,18 +5856,6 @@ pub extern "C" fn cuOccupancyMaxActiveClusters() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuOccupancyMaxPotentialBlockSize() -> CUresult {
-    rt::not_supported("cuOccupancyMaxPotentialBlockSize")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuOccupancyMaxPotentialBlockSizeWithFlags() -> CUresult {
-    rt::not_supported("cuOccupancyMaxPotentialBlockSizeWithFlags")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuOccupancyMaxPotentialClusterSize() -> CUresult {
     rt::not_supported("cuOccupancyMaxPotentialClusterSize")
 }
@@ -7450,6 +7501,8 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuOccupancyAvailableDynamicSMemPerBlock"
             | "cuOccupancyMaxActiveBlocksPerMultiprocessor"
             | "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags"
+            | "cuOccupancyMaxPotentialBlockSize"
+            | "cuOccupancyMaxPotentialBlockSizeWithFlags"
             | "cuPointerGetAttribute"
             | "cuPointerGetAttributes"
             | "cuStreamAddCallback"

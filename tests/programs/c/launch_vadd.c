@@ -57,6 +57,12 @@ int main(int argc, char **argv) {
     CHECK(cuLaunchKernel(vadd, blocks, 1, 1, threads, 1, 1, 0, NULL, params, NULL));
     CHECK(cuCtxSynchronize());
 
+    int min_grid = 0, best_block = 0;
+    CHECK(cuOccupancyMaxPotentialBlockSize(&min_grid, &best_block, vadd, NULL, 0, 0));
+    EXPECT(best_block >= 32 && best_block <= 1024 && best_block % 32 == 0 && min_grid > 0);
+    CHECK(cuOccupancyMaxPotentialBlockSize(&min_grid, &best_block, vadd, NULL, 0, 96));
+    EXPECT(best_block <= 96 && best_block % 32 == 0);
+
     CHECK(cuModuleUnload(mod));
     EXPECT_ERR(cuModuleGetFunction(&none, mod, "vadd"), CUDA_ERROR_INVALID_HANDLE);
     free(a); free(b); free(c);
