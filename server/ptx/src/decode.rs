@@ -2595,6 +2595,19 @@ unsafe fn fma64_hw(a: f64, b: f64, c: f64) -> f64 {
     a.mul_add(b, c)
 }
 
+/// `bmsk`: `len` one-bits starting at bit `pos`, truncated at bit 31.
+fn bmsk(pos: u32, len: u32) -> u32 {
+    if pos >= 32 {
+        return 0;
+    }
+    let m = if len >= 32 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    };
+    ((m << pos) & 0xffff_ffff) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2731,17 +2744,4 @@ mod tests {
         assert_eq!(e.line, 9);
         assert!(e.msg.contains("tex.1d.v4.f32.s32"), "{e}");
     }
-}
-
-/// `bmsk`: `len` one-bits starting at bit `pos`, truncated at bit 31.
-fn bmsk(pos: u32, len: u32) -> u32 {
-    if pos >= 32 {
-        return 0;
-    }
-    let m = if len >= 32 {
-        u64::MAX
-    } else {
-        (1u64 << len) - 1
-    };
-    ((m << pos) & 0xffff_ffff) as u32
 }
