@@ -173,6 +173,31 @@ fn limits(ctx: u64) -> CuResult<Limits> {
     Ok(l)
 }
 
+type StreamSet = Mutex<std::collections::HashSet<(u32, u64)>>;
+static KNOWN_STREAMS: LazyLock<StreamSet> = LazyLock::new(Default::default);
+
+/// A launch on an unknown stream handle fails at once, as with the driver: the first launch on
+/// each stream asks the server about it (later ones are pipelined without asking).
+fn check_stream(stream: u64) -> CuResult<()> {
+    if stream <= 2 {
+        return Ok(());
+    }
+    let key = (std::process::id(), stream);
+    if KNOWN_STREAMS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&key)
+    {
+        return Ok(());
+    }
+    rt::call(Request::StreamGetFlags(StreamGetFlagsReq { stream }))?;
+    KNOWN_STREAMS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key);
+    Ok(())
+}
+
 /// Checks a launch configuration against the device's limits, so that an invalid one fails at
 /// once even though launches are pipelined.
 fn check_config(func: u64, grid: [u32; 3], block: [u32; 3], shared_mem: u32) -> CuResult<()> {
@@ -213,6 +238,7 @@ unsafe fn launch(
         return Err(CuError::INVALID_HANDLE);
     }
     check_config(f as u64, grid, block, shared_mem)?;
+    check_stream(stream as u64)?;
     // SAFETY: caller contract.
     let params = unsafe { pack(f as u64, kernel_params, extra) }?;
     // Pipelined: configuration and parameters were checked here; anything the server finds

@@ -56,6 +56,14 @@ int main(int argc, char **argv) {
     EXPECT_ERR(cuLaunchKernel(vadd, 1, 1, 1, 32, 1, 1, 1 << 20, NULL, params, NULL), CUDA_ERROR_INVALID_VALUE);
     CHECK(cuLaunchKernel(vadd, blocks, 1, 1, threads, 1, 1, 0, NULL, params, NULL));
     CHECK(cuCtxSynchronize());
+    EXPECT_ERR(cuLaunchKernel(vadd, 1, 1, 1, 32, 1, 1, 0, (CUstream)(uintptr_t)0xbad0, params, NULL),
+               CUDA_ERROR_INVALID_HANDLE);
+    CUstream st;
+    CHECK(cuStreamCreate(&st, CU_STREAM_NON_BLOCKING));
+    CHECK(cuLaunchKernel(vadd, blocks, 1, 1, threads, 1, 1, 0, st, params, NULL));
+    CHECK(cuLaunchKernel(vadd, blocks, 1, 1, threads, 1, 1, 0, st, params, NULL));
+    CHECK(cuStreamSynchronize(st));
+    CHECK(cuStreamDestroy(st));
 
     int min_grid = 0, best_block = 0;
     CHECK(cuOccupancyMaxPotentialBlockSize(&min_grid, &best_block, vadd, NULL, 0, 0));
