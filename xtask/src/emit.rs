@@ -426,8 +426,8 @@ pub fn shim(spec: &Spec, facts: &HeaderFacts) -> anyhow::Result<String> {
     }
     for c in &spec.customs {
         for s in &c.symbols {
-            if !header.contains(s.as_str()) {
-                anyhow::bail!("custom {s} is not declared by cuda.h");
+            if !header.contains(s.as_str()) && !c.extra {
+                anyhow::bail!("custom {s} is not declared by cuda.h (mark it `extra` if intended)");
             }
             let ptds = s.ends_with("_ptds") || s.ends_with("_ptsz");
             let params: Vec<String> = c
@@ -473,6 +473,11 @@ pub fn shim(spec: &Spec, facts: &HeaderFacts) -> anyhow::Result<String> {
     o.push_str("/// Address of the exported function `name`, for cuGetProcAddress.\npub fn symbol_address(name: &str) -> Option<*const c_void> {\n    let p: *const c_void = match name {\n");
     for f in &facts.functions {
         writeln!(o, "        \"{f}\" => {f} as *const c_void,").unwrap();
+    }
+    for c in spec.customs.iter().filter(|c| c.extra) {
+        for f in &c.symbols {
+            writeln!(o, "        \"{f}\" => {f} as *const c_void,").unwrap();
+        }
     }
     o.push_str("        _ => return None,\n    };\n    Some(p)\n}\n\n");
     o.push_str("/// Whether the export `name` is forwarded or hand-written (not a NOT_SUPPORTED stub).\npub fn is_implemented(name: &str) -> bool {\n    matches!(\n        name,\n");

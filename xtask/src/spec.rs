@@ -6,7 +6,8 @@
 //! ```text
 //! auto   ID Msg [noinit] [async] sym[|sym…] (param, …)  # marshalled entirely by generated code
 //! msg    ID Msg (field: ty, …) -> (field: ty, …)    # a wire message used by hand-written shim code
-//! custom [noinit] sym[|sym…] (name: RustType, …)    # export calls crate::custom::<snake(sym)>
+//! custom [noinit] [extra] sym[|sym…] (name: RustType, …)  # export calls crate::custom::<snake(sym)>;
+//!                                                    # `extra`: declared outside cuda.h
 //! ```
 //!
 //! `auto` parameter kinds: `i32 u32 i64 u64 usize f32 handle` (by value), `out T` (pointer
@@ -55,6 +56,8 @@ pub struct Msg {
 #[derive(Debug, Clone)]
 pub struct Custom {
     pub noinit: bool,
+    /// Declared outside cuda.h (e.g. cudaProfiler.h): exported and resolvable by name too.
+    pub extra: bool,
     pub symbols: Vec<String>,
     pub params: Vec<(String, String)>,
 }
@@ -272,10 +275,13 @@ fn parse_decl(d: &str, spec: &mut Spec) -> Result<()> {
         "custom" => {
             let (head, params, _) = paren(rest)?;
             let mut noinit = false;
+            let mut extra = false;
             let mut symbols = Vec::new();
             for w in head.split_whitespace() {
                 if w == "noinit" {
                     noinit = true;
+                } else if w == "extra" {
+                    extra = true;
                 } else {
                     symbols.extend(w.split('|').map(str::to_string));
                 }
@@ -289,6 +295,7 @@ fn parse_decl(d: &str, spec: &mut Spec) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             spec.customs.push(Custom {
                 noinit,
+                extra,
                 symbols,
                 params,
             });

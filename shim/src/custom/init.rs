@@ -178,6 +178,16 @@ pub unsafe fn cu_get_proc_address_v2(
     }
 }
 
+/// `cuProfilerStart`: no profiling tool is attached to the remote device; nothing to start.
+pub unsafe fn cu_profiler_start() -> CuResult<()> {
+    Ok(())
+}
+
+/// `cuProfilerStop`: see [`cu_profiler_start`].
+pub unsafe fn cu_profiler_stop() -> CuResult<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

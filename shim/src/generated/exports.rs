@@ -3628,6 +3628,26 @@ pub unsafe extern "C" fn cuOccupancyMaxPotentialBlockSizeWithFlags(
     )
 }
 
+/// Hand-written: `crate::custom::cu_profiler_start`.
+#[no_mangle]
+pub unsafe extern "C" fn cuProfilerStart() -> CUresult {
+    rt::trace_args("cuProfilerStart", || format!(""));
+    rt::export("cuProfilerStart", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_profiler_start() }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_profiler_stop`.
+#[no_mangle]
+pub unsafe extern "C" fn cuProfilerStop() -> CUresult {
+    rt::trace_args("cuProfilerStop", || format!(""));
+    rt::export("cuProfilerStop", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_profiler_stop() }
+    })
+}
+
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
 pub extern "C" fn cuArray3DCreate() -> CUresult {
@@ -7324,6 +7344,8 @@ pub fn symbol_address(name: &str) -> Option<*const c_void> {
         "cuUserObjectRetain" => cuUserObjectRetain as *const c_void,
         "cuWaitExternalSemaphoresAsync" => cuWaitExternalSemaphoresAsync as *const c_void,
         "cuWaitExternalSemaphoresAsync_ptsz" => cuWaitExternalSemaphoresAsync_ptsz as *const c_void,
+        "cuProfilerStart" => cuProfilerStart as *const c_void,
+        "cuProfilerStop" => cuProfilerStop as *const c_void,
         _ => return None,
     };
     Some(p)
@@ -7505,6 +7527,8 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuOccupancyMaxPotentialBlockSizeWithFlags"
             | "cuPointerGetAttribute"
             | "cuPointerGetAttributes"
+            | "cuProfilerStart"
+            | "cuProfilerStop"
             | "cuStreamAddCallback"
             | "cuStreamAddCallback_ptsz"
             | "cuStreamCreate"
