@@ -7,7 +7,12 @@ use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::messages::*;
 use std::ffi::c_void;
 
-unsafe fn htod(dst: u64, src: *const c_void, n: usize, stream: Option<u64>) -> CuResult<()> {
+pub(crate) unsafe fn htod(
+    dst: u64,
+    src: *const c_void,
+    n: usize,
+    stream: Option<u64>,
+) -> CuResult<()> {
     if src.is_null() && n > 0 {
         return Err(CuError::INVALID_VALUE);
     }
@@ -44,7 +49,12 @@ unsafe fn htod(dst: u64, src: *const c_void, n: usize, stream: Option<u64>) -> C
     Ok(())
 }
 
-unsafe fn dtoh(dst: *mut c_void, src: u64, n: usize, stream: Option<u64>) -> CuResult<()> {
+pub(crate) unsafe fn dtoh(
+    dst: *mut c_void,
+    src: u64,
+    n: usize,
+    stream: Option<u64>,
+) -> CuResult<()> {
     if dst.is_null() && n > 0 {
         return Err(CuError::INVALID_VALUE);
     }

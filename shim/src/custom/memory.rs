@@ -211,44 +211,15 @@ unsafe fn unified(dst: u64, src: u64, n: usize, stream: Option<u64>) -> CuResult
                 return Err(CuError::INVALID_VALUE);
             }
             // SAFETY: host source of `n` bytes (CUDA API contract).
-            let data = unsafe { rt::bytes_in(src as *const c_void, n) }.to_vec();
-            match st {
-                None => rt::call(Request::MemcpyHtoD(MemcpyHtoDReq {
-                    dst,
-                    src: data,
-                    byte_count: n as u64,
-                }))?,
-                Some(s) => rt::call(Request::MemcpyHtoDAsync(MemcpyHtoDAsyncReq {
-                    dst,
-                    src: data,
-                    byte_count: n as u64,
-                    stream: s,
-                }))?,
-            }
+            unsafe { crate::custom::copy::htod(dst, src as *const c_void, n, st) }?;
+            return Ok(());
         }
         (true, false, st) => {
             if dst == 0 {
                 return Err(CuError::INVALID_VALUE);
             }
-            let data = match st {
-                None => match rt::call(Request::MemcpyDtoH(MemcpyDtoHReq {
-                    src,
-                    byte_count: n as u64,
-                }))? {
-                    Reply::MemcpyDtoH(r) => r.dst,
-                    _ => return Err(rt::mismatch("cuMemcpy")),
-                },
-                Some(s) => match rt::call(Request::MemcpyDtoHAsync(MemcpyDtoHAsyncReq {
-                    src,
-                    byte_count: n as u64,
-                    stream: s,
-                }))? {
-                    Reply::MemcpyDtoHAsync(r) => r.dst,
-                    _ => return Err(rt::mismatch("cuMemcpyAsync")),
-                },
-            };
             // SAFETY: host destination of `n` bytes (CUDA API contract).
-            unsafe { rt::bytes_out(dst as *mut c_void, n, &data) }?;
+            unsafe { crate::custom::copy::dtoh(dst as *mut c_void, src, n, st) }?;
             return Ok(());
         }
     };

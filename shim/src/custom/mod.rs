@@ -1,7 +1,7 @@
 //! Hand-written exports (`custom` in `protocol/api/driver.api`), by API area.
 
 mod context;
-mod copy;
+pub(crate) mod copy;
 mod dark;
 mod device;
 mod host;
