@@ -16,8 +16,12 @@
 #   SAMPLE_TIMEOUT  seconds per run  (default: 180)
 #   BUILD_TIMEOUT   seconds per build (default: 600)
 #
-# A sample passes when it exits 0 and its output matches the sample's success marker (an
-# extended regular expression). Exit status 2 (EXIT_WAIVED) is reported as "waived".
+# A sample passes when it exits 0, its output matches the sample's success marker (an
+# extended regular expression: its "Test passed" line, or for samples that report success only
+# through their exit status, their last regular line), and rgpu logged no kernel fault for it.
+# Exit status 2 (EXIT_WAIVED), or exit 0 after a line saying the device lacks a feature, is
+# reported as "waived". The table's note says what a failure printed: functions rgpu does not
+# implement ("X is not supported yet"), PTX rejected at load, kernel faults, the failing call.
 # Each sample runs in WORK/NAME/, which holds the executable, any fatbin/PTX file it loads, and
 # links to the sample directory's files (so `sdkFindFilePath` finds data files in "./").
 # Logs: WORK/NAME/build.log, WORK/NAME/run.log.
@@ -27,7 +31,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 if [ $# -lt 2 ]; then
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 64
 fi
 SAMPLES=$(cd "$1" && pwd) || exit 66
@@ -103,8 +107,9 @@ command -v stdbuf >/dev/null && STDBUF=(stdbuf -oL -eL)
 #   fatbin:K.cu:F   K.cu is built separately with `nvcc -fatbin` (default arch, so SASS + PTX)
 #                   into F next to the executable; the other sources as `drv`
 #   ptx:K.cu:F      same with `nvcc -ptx`
-# In the flags, @NVTX@ stands for the include directory of the NVTX stand-in (see below).
 #   skip:REASON     not built: REASON goes to the table
+# In the flags, @NVTX@ stands for the include directory of the NVTX stand-in (see above).
+# Arguments shrink the problem where a sample has a flag for it (the table shows them).
 # ---------------------------------------------------------------------------------------------
 SAMPLE_LIST='
 vectorAdd|0_Introduction/vectorAdd|rt|||Test PASSED
@@ -238,7 +243,7 @@ md_escape() { sed -e 's/|/\\|/g' -e 's/`/'"'"'/g' <<<"$1" | tr '\n' ' ' | sed 's
 failure_hint() {
     local log=$1 hint
     hint=$(grep -oE '[A-Za-z0-9_]+ is not supported yet|unsupported instruction `[^`]*`|unknown symbol [A-Za-z0-9_]+|unsupported module image: [^:]*|kernel [^ ]+ failed: [^(]*|Failed to find required function "[^"]*"|code=[0-9]+\([A-Za-z_]+\) "[^"]{0,80}"?|Driver API error = [0-9]+ "[^"]*"' "$log" 2>/dev/null |
-        awk '!seen[$0]++' | head -3 | paste -sd ';' -)
+        sed 's/ *$//' | awk '!seen[$0]++' | head -3 | paste -sd ';' -)
     [ -n "$hint" ] || hint=$(grep -iE 'error|fail|abort|illegal|assert' "$log" 2>/dev/null | tail -1)
     [ -n "$hint" ] || hint=$(grep -v '^\s*$' "$log" 2>/dev/null | tail -1)
     printf '%s' "${hint:0:200}"
