@@ -1223,7 +1223,9 @@ impl<'a> BlockRunner<'a> {
                     };
                     let (j, ok) = alu::shfl_source(m, l as u32, bv, cv);
                     let src = if ok { j as usize & 31 } else { l };
-                    w.regs[rb + *d as usize][l] = av[src];
+                    // A lane that is not taking part (inactive or exited) yields 0, as GPUs do in
+                    // practice (PTX leaves the value undefined).
+                    w.regs[rb + *d as usize][l] = if active >> src & 1 != 0 { av[src] } else { 0 };
                     if ok {
                         pm |= 1 << l;
                     }

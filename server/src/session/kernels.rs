@@ -373,7 +373,7 @@ impl Session {
             7 => 0,                                         // CACHE_MODE_CA
             8 => f.max_dyn_smem as i32,                     // MAX_DYNAMIC_SHARED_SIZE_BYTES
             9 => -1,                                        // PREFERRED_SHARED_MEMORY_CARVEOUT
-            10..=16 => 0,                                   // cluster attributes
+            10..=17 => 0, // cluster attributes, device-node update, shared-memory mode
             _ => return Err(CuError::INVALID_VALUE),
         };
         Ok(FuncGetAttributeRep { value })
