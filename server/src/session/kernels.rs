@@ -254,11 +254,18 @@ impl Session {
                 return failed(CuError::INVALID_PTX, format!("PTX line {line}: {msg}"));
             }
         };
+        // CU_FUNC_ATTRIBUTE_PTX_VERSION is the virtual architecture the PTX targets (sm_75 -> 75),
+        // not the PTX ISA version (CUB matches it against the architectures it was built for).
         let ptx_version = ast
-            .version
-            .split_once('.')
-            .and_then(|(a, b)| Some(a.parse::<i32>().ok()? * 10 + b.parse::<i32>().ok()?))
-            .unwrap_or(0);
+            .target
+            .iter()
+            .find_map(|t| t.strip_prefix("sm_"))
+            .and_then(|a| {
+                a.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                    .parse::<i32>()
+                    .ok()
+            })
+            .unwrap_or(75);
         let h = new_handle();
         let mut st = self.st();
         if owner != 0 && self.ctx(&st, cx).is_err() {
