@@ -33,6 +33,10 @@ struct DeviceArgs {
     /// Memory of each CPU device, e.g. 4G, 512M.
     #[arg(long, default_value = "4G", value_parser = parse_size)]
     cpu_memory: u64,
+    /// NVIDIA driver library to load for GPUs (default: search LD_LIBRARY_PATH and the usual
+    /// system directories for libcuda.so.1; the rgpu shim is never taken).
+    #[arg(long, env = "RGPU_CUDA_DRIVER")]
+    cuda_driver: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -148,6 +152,7 @@ fn server_config(state_dir: PathBuf, dev: &DeviceArgs) -> ServerConfig {
     cfg.device = dev.device;
     cfg.cpu_devices = dev.cpu_devices;
     cfg.cpu_memory = dev.cpu_memory;
+    cfg.cuda_driver = dev.cuda_driver.clone();
     cfg
 }
 

@@ -1,8 +1,9 @@
 //! The QUIC listener: accepts connections, performs the handshake (protocol version, API hash,
 //! token), runs one session per connection and releases it when the connection ends.
 
+use crate::device::gpu;
 use crate::device::{cpu::CpuDevice, Device};
-use crate::session::{Cx, Session};
+use crate::session::{Backend, Cx, GpuSession, Session};
 use rgpu_protocol::connfile::ConnectionFile;
 use rgpu_protocol::messages::{dispatch, Request, SPEC_HASH};
 use rgpu_protocol::transport::{self, FrameError, Identity};
@@ -49,6 +50,8 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Device memory one session may hold (`None`: no limit besides the device's).
     pub session_memory: Option<u64>,
+    /// The NVIDIA driver file to load (default: `RGPU_CUDA_DRIVER`, else a search).
+    pub cuda_driver: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -64,6 +67,7 @@ impl ServerConfig {
             cpu_memory: 4 << 30,
             max_sessions: 256,
             session_memory: None,
+            cuda_driver: None,
             idle_timeout: Duration::from_secs(3),
             max_frame: wire::DEFAULT_MAX_FRAME,
         }
@@ -97,7 +101,7 @@ pub struct Server {
     pub connection_path: PathBuf,
     endpoint: quinn::Endpoint,
     /// The devices offered.
-    pub devices: Arc<Vec<Arc<dyn Device>>>,
+    pub devices: Devices,
     live: Arc<Live>,
 }
 
@@ -162,21 +166,66 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Builds the devices for `cfg`.
-pub fn make_devices(cfg: &ServerConfig, seed: &str) -> Result<Vec<Arc<dyn Device>>, ServerError> {
-    match cfg.device {
-        DeviceKind::Gpu => return Err(ServerError::Device(
-            "--device gpu: the real-GPU backend is not part of this build yet; use --device cpu"
-                .into(),
-        )),
-        DeviceKind::Auto => {
-            tracing::info!("--device auto: no GPU backend in this build, using the CPU device")
+/// The devices a server offers.
+#[derive(Clone)]
+pub enum Devices {
+    /// Built-in CPU devices.
+    Cpu(Arc<Vec<Arc<dyn Device>>>),
+    /// GPUs of the loaded NVIDIA driver (driver ordinals).
+    Gpu(Vec<i32>),
+}
+
+impl Devices {
+    /// Number of devices.
+    pub fn len(&self) -> usize {
+        match self {
+            Devices::Cpu(d) => d.len(),
+            Devices::Gpu(g) => g.len(),
         }
-        DeviceKind::Cpu => {}
     }
-    Ok((0..cfg.cpu_devices.max(1))
-        .map(|i| Arc::new(CpuDevice::new(i as i32, cfg.cpu_memory, seed)) as Arc<dyn Device>)
-        .collect())
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// "cpu" or "gpu".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Devices::Cpu(_) => "cpu",
+            Devices::Gpu(_) => "gpu",
+        }
+    }
+}
+
+/// Builds the devices for `cfg`: `--device gpu` fails with the reason when no usable NVIDIA
+/// driver and GPU are found; `--device auto` then falls back to the CPU device.
+pub fn make_devices(cfg: &ServerConfig, seed: &str) -> Result<Devices, ServerError> {
+    let cpu = || {
+        Devices::Cpu(Arc::new(
+            (0..cfg.cpu_devices.max(1))
+                .map(|i| {
+                    Arc::new(CpuDevice::new(i as i32, cfg.cpu_memory, seed)) as Arc<dyn Device>
+                })
+                .collect(),
+        ))
+    };
+    let gpus = || {
+        gpu::load(cfg.cuda_driver.as_deref()).map(|d| d.gpus.iter().map(|g| g.ordinal).collect())
+    };
+    Ok(match cfg.device {
+        DeviceKind::Cpu => cpu(),
+        DeviceKind::Gpu => {
+            Devices::Gpu(gpus().map_err(|e| ServerError::Device(format!("--device gpu: {e}")))?)
+        }
+        DeviceKind::Auto => match gpus() {
+            Ok(g) => Devices::Gpu(g),
+            Err(e) => {
+                tracing::info!("--device auto: using the CPU device ({e})");
+                cpu()
+            }
+        },
+    })
 }
 
 /// Starts the server on the current tokio runtime.
@@ -188,7 +237,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
             format!("{}\n", transport::random_token()).as_bytes(),
         )?;
     }
-    let devices = Arc::new(make_devices(&cfg, &id.fingerprint())?);
+    let devices = make_devices(&cfg, &id.fingerprint())?;
     let sc = transport::server_config(&id, cfg.idle_timeout)?;
     let endpoint = quinn::Endpoint::server(sc, cfg.listen)?;
     let addr = endpoint.local_addr()?;
@@ -209,8 +258,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         .unwrap_or_else(|| cfg.state_dir.join("connection.json"));
     connection.write(&connection_path)?;
     tracing::info!(
-        "rgpu server listening on {addr} ({} device(s)); connection file {}",
+        "rgpu server listening on {addr} ({} {} device(s)); connection file {}",
         devices.len(),
+        devices.kind(),
         connection_path.display()
     );
     if cfg.insecure {
@@ -249,7 +299,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
 /// Executes one call and encodes its reply frame.
-fn answer(s: &Session, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
+fn answer(s: &dyn Backend, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
     // After a kernel fault the context is unusable, as on a GPU: calls fail with the
     // sticky error, also a synchronising call that waited for the faulting kernel.
     let run = || {
@@ -257,7 +307,7 @@ fn answer(s: &Session, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
         if let Some(e) = s.sticky_error(cx.ctx).filter(|_| !exempt) {
             return Err(e);
         }
-        let r = dispatch(&*s, &cx, req);
+        let r = dispatch(s, &cx, req);
         let deferred = if exempt {
             None
         } else {
@@ -294,7 +344,7 @@ fn answer(s: &Session, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
         }
         .frame(0),
         Err(_) => {
-            tracing::error!("session {}: internal error handling a call", s.id);
+            tracing::error!("session {}: internal error handling a call", s.session_id());
             ReplyHeader {
                 status: 999,
                 id: hdr.id,
@@ -333,7 +383,7 @@ fn may_block(req: &Request) -> bool {
 }
 
 /// A small synchronous copy whose stream is idle completes at once: run it in place.
-fn quick_copy(s: &Session, cx: &Cx, req: &Request) -> bool {
+fn quick_copy(s: &dyn Backend, cx: &Cx, req: &Request) -> bool {
     let small = match req {
         Request::MemcpyDtoH(r) => r.byte_count <= 64 << 10,
         Request::MemcpyHtoD(r) => r.byte_count <= 64 << 10,
@@ -386,7 +436,7 @@ impl Drop for SessionSlot {
 
 async fn serve_connection(
     inc: quinn::Incoming,
-    devices: Arc<Vec<Arc<dyn Device>>>,
+    devices: Devices,
     cfg: Arc<ServerConfig>,
     live: Arc<Live>,
 ) -> Result<(), String> {
@@ -465,13 +515,32 @@ async fn serve_connection(
     let notify: crate::session::Notify = Arc::new(move |stream, data| {
         let _ = out_tx.send(wire::output_frame(stream, &data));
     });
-    let session = Arc::new(Session::with_notify(sid, devices, notify));
-    session.set_memory_quota(cfg.session_memory);
-    session.set_local(remote.ip().is_loopback());
+    let local = remote.ip().is_loopback();
+    let (session, driver_version): (Arc<dyn Backend>, i32) = match &devices {
+        Devices::Cpu(d) => {
+            let s = Session::with_notify(sid, d.clone(), notify);
+            s.set_memory_quota(cfg.session_memory);
+            s.set_local(local);
+            (Arc::new(s), crate::session::DRIVER_VERSION)
+        }
+        Devices::Gpu(ords) => match GpuSession::new(sid, ords, notify) {
+            Ok(s) => {
+                s.set_memory_quota(cfg.session_memory);
+                s.set_local(local);
+                let v = s.driver_version();
+                (Arc::new(s), v)
+            }
+            Err(e) => {
+                let why =
+                    refuse(&mut send, format!("the server's GPUs are unavailable: {e}")).await;
+                return Err(why);
+            }
+        },
+    };
     let welcome = Welcome {
         session: sid,
         server_version: rgpu_protocol::VERSION.into(),
-        driver_version: crate::session::DRIVER_VERSION,
+        driver_version,
     };
     send.write_all(&wire::handshake_frame(
         kind::WELCOME,
@@ -538,15 +607,15 @@ async fn serve_connection(
         }
         // Calls that cannot block run right here (no thread hand-off: latency of small calls);
         // anything that may wait for device work runs on the blocking pool.
-        let quick = !may_block(&req) || quick_copy(&session, &cx, &req);
+        let quick = !may_block(&req) || quick_copy(&*session, &cx, &req);
         if quick {
-            let frame = answer(&session, hdr, cx, req);
+            let frame = answer(&*session, hdr, cx, req);
             let _ = tx.send(frame);
             continue;
         }
         let (s, tx) = (session.clone(), tx.clone());
         tokio::task::spawn_blocking(move || {
-            let frame = answer(&s, hdr, cx, req);
+            let frame = answer(&*s, hdr, cx, req);
             let _ = tx.send(frame);
         });
     };

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+mod gpu;
 mod kernels;
+
+pub use gpu::GpuSession;
 
 /// Driver version reported to clients.
 pub const DRIVER_VERSION: i32 = 13050;
@@ -80,6 +83,57 @@ struct State {
     retired: Vec<(u64, u32, Fence)>,
     modules: HashMap<u64, kernels::Module>,
     functions: HashMap<u64, kernels::Function>,
+}
+
+/// What the connection loop needs from a session, whatever device backs it.
+pub trait Backend: Handler<Cx = Cx> + Send + Sync {
+    /// Session id (logs).
+    fn session_id(&self) -> u64;
+    /// The sticky error of context `ctx`, if a kernel failed in it (where the server tracks it).
+    fn sticky_error(&self, ctx: u64) -> Option<CuError>;
+    /// Records the failure of a pipelined call made by client thread `thread`.
+    fn defer_error(&self, thread: u64, e: CuError);
+    /// Takes the pending failure of client thread `thread`'s pipelined calls.
+    fn take_deferred_error(&self, thread: u64) -> Option<CuError>;
+    /// Whether stream `handle` has no queued work (so a small copy on it cannot block).
+    fn stream_idle(&self, cx: &Cx, handle: u64) -> bool;
+}
+
+impl Backend for Session {
+    fn session_id(&self) -> u64 {
+        self.id
+    }
+    fn sticky_error(&self, ctx: u64) -> Option<CuError> {
+        Session::sticky_error(self, ctx)
+    }
+    fn defer_error(&self, thread: u64, e: CuError) {
+        Session::defer_error(self, thread, e)
+    }
+    fn take_deferred_error(&self, thread: u64) -> Option<CuError> {
+        Session::take_deferred_error(self, thread)
+    }
+    fn stream_idle(&self, cx: &Cx, handle: u64) -> bool {
+        Session::stream_idle(self, cx, handle)
+    }
+}
+
+impl Backend for GpuSession {
+    fn session_id(&self) -> u64 {
+        self.id
+    }
+    fn sticky_error(&self, _ctx: u64) -> Option<CuError> {
+        // The driver itself keeps a faulted context's error sticky.
+        None
+    }
+    fn defer_error(&self, thread: u64, e: CuError) {
+        GpuSession::defer_error(self, thread, e)
+    }
+    fn take_deferred_error(&self, thread: u64) -> Option<CuError> {
+        GpuSession::take_deferred_error(self, thread)
+    }
+    fn stream_idle(&self, cx: &Cx, handle: u64) -> bool {
+        GpuSession::stream_idle(self, cx, handle)
+    }
 }
 
 /// Where a session sends what its kernels print and why they failed: (stream 1 = stdout,
@@ -546,6 +600,43 @@ impl Drop for Session {
 
 fn bytes_of(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
+}
+
+/// Maps the client's shared-memory segment `name` (`/rgpu-<hex>`, at most 4 GiB): (address, size).
+fn map_shm(name: &str, size: u64) -> CuResult<(usize, usize)> {
+    let valid_name = name.strip_prefix("/rgpu-").is_some_and(|r| {
+        !r.is_empty() && r.len() < 64 && r.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    });
+    if !valid_name || size == 0 || size > (4 << 30) {
+        return Err(CuError::NOT_SUPPORTED);
+    }
+    let cname = std::ffi::CString::new(name).map_err(|_| CuError::INVALID_VALUE)?;
+    // SAFETY: POSIX calls on a validated name; the mapping's size is checked against the file.
+    unsafe {
+        let fd = libc::shm_open(cname.as_ptr(), libc::O_RDWR, 0);
+        if fd < 0 {
+            return Err(CuError::NOT_SUPPORTED);
+        }
+        let mut st: libc::stat = std::mem::zeroed();
+        let ok = libc::fstat(fd, &mut st) == 0 && st.st_size as u64 >= size;
+        let p = if ok {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        } else {
+            libc::MAP_FAILED
+        };
+        libc::close(fd);
+        if p == libc::MAP_FAILED {
+            return Err(CuError::NOT_SUPPORTED);
+        }
+        Ok((p as usize, size as usize))
+    }
 }
 
 impl Handler for Session {
@@ -1136,52 +1227,18 @@ impl Handler for Session {
     }
 
     fn shm_attach(&self, _cx: &Cx, req: ShmAttachReq) -> CuResult<ShmAttachRep> {
-        let valid_name = req.name.strip_prefix("/rgpu-").is_some_and(|r| {
-            !r.is_empty() && r.len() < 64 && r.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-        });
-        if !self.local.load(Ordering::Relaxed)
-            || !valid_name
-            || req.size == 0
-            || req.size > (4 << 30)
-        {
+        if !self.local.load(Ordering::Relaxed) {
             return Err(CuError::NOT_SUPPORTED);
         }
         let mut g = self.shm.lock().unwrap_or_else(|e| e.into_inner());
         if g.is_some() {
             return Err(CuError::INVALID_VALUE);
         }
-        let name = std::ffi::CString::new(req.name).map_err(|_| CuError::INVALID_VALUE)?;
-        let size = req.size as usize;
-        // SAFETY: POSIX calls on a validated name; the mapping's size is checked against the file.
-        unsafe {
-            let fd = libc::shm_open(name.as_ptr(), libc::O_RDWR, 0);
-            if fd < 0 {
-                return Err(CuError::NOT_SUPPORTED);
-            }
-            let mut st: libc::stat = std::mem::zeroed();
-            let ok = libc::fstat(fd, &mut st) == 0 && st.st_size as u64 >= req.size;
-            let p = if ok {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    size,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd,
-                    0,
-                )
-            } else {
-                libc::MAP_FAILED
-            };
-            libc::close(fd);
-            if p == libc::MAP_FAILED {
-                return Err(CuError::NOT_SUPPORTED);
-            }
-            *g = Some((p as usize, size));
-        }
+        *g = Some(map_shm(&req.name, req.size)?);
         tracing::info!(
             "session {}: shared-memory bulk path attached ({} MiB)",
             self.id,
-            size >> 20
+            req.size >> 20
         );
         Ok(ShmAttachRep {})
     }

@@ -10,3 +10,9 @@ mod custom;
 mod generated;
 mod rt;
 mod shm;
+
+/// Tells an rgpu server that this library is the shim, so that it is never loaded as NVIDIA's
+/// driver (server/src/device/gpu.rs looks for these bytes).
+#[used]
+#[no_mangle]
+pub static RGPU_SHIM_MARKER: [u8; 22] = *b"rgpu-shim-not-a-driver";

@@ -319,3 +319,54 @@ fn a_client_that_exits_without_freeing_is_released_at_once() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn device_gpu_without_a_driver_fails_clearly_and_auto_falls_back_to_the_cpu() {
+    // Point the driver at the rgpu shim itself: the server must recognise and refuse it.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = ServerConfig::new(dir.path().join("state"));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.device = DeviceKind::Gpu;
+    cfg.cuda_driver = Some(common::shim());
+    let e = rt
+        .block_on(server::start(cfg.clone()))
+        .err()
+        .expect("must fail");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("--device gpu") && msg.contains("rgpu shim"),
+        "{msg}"
+    );
+    // The same through the command line: a clear message and a failing exit status.
+    let out = Command::new(common::rgpu())
+        .args([
+            "server",
+            "--device",
+            "gpu",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(dir.path().join("cli"))
+        .arg("--cuda-driver")
+        .arg(common::shim())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("rgpu shim"),
+        "{}",
+        common::show(&out)
+    );
+    // `auto` serves the CPU device instead, and clients get it.
+    cfg.device = DeviceKind::Auto;
+    let srv = rt.block_on(server::start(cfg)).unwrap();
+    assert_eq!(srv.devices.kind(), "cpu");
+    let c = connect(&srv.connection).unwrap();
+    assert!(free_memory(&c) > 0);
+}

@@ -1,6 +1,8 @@
-//! Device backends. The CPU device is the first; the real-GPU backend implements the same trait.
+//! Device backends: the built-in CPU device (this trait) and real NVIDIA GPUs (`gpu`, whose
+//! sessions call the driver directly).
 
 pub mod cpu;
+pub mod gpu;
 
 use rgpu_protocol::error::CuResult;
 use std::sync::Arc;
