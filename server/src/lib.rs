@@ -7,3 +7,4 @@ pub mod device;
 pub mod exec;
 pub mod server;
 pub mod session;
+pub mod worker;

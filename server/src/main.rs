@@ -37,6 +37,11 @@ struct DeviceArgs {
     /// system directories for libcuda.so.1; the rgpu shim is never taken).
     #[arg(long, env = "RGPU_CUDA_DRIVER")]
     cuda_driver: Option<PathBuf>,
+    /// Where sessions run: `process` (one worker process per client: crashes, sticky GPU errors
+    /// and leaks stay there) or `thread` (inside the server). Default: process on GPUs, thread
+    /// on the CPU device.
+    #[arg(long, value_enum, env = "RGPU_ISOLATION")]
+    isolation: Option<server::Isolation>,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +87,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, required = true, num_args = 1..)]
         program: Vec<String>,
     },
+    /// Runs one client session for `rgpu server` (started by the server, not by hand).
+    #[command(hide = true)]
+    Worker,
     /// List the devices a server offers.
     Devices {
         /// Connection file of the server.
@@ -153,6 +161,8 @@ fn server_config(state_dir: PathBuf, dev: &DeviceArgs) -> ServerConfig {
     cfg.cpu_devices = dev.cpu_devices;
     cfg.cpu_memory = dev.cpu_memory;
     cfg.cuda_driver = dev.cuda_driver.clone();
+    cfg.isolation = dev.isolation;
+    cfg.worker_exe = std::env::current_exe().ok();
     cfg
 }
 
@@ -197,6 +207,7 @@ fn run(cli: Cli) -> Result<i32> {
             dev,
             program,
         } => run_program(connection_file, &dev, &program),
+        Cmd::Worker => Ok(rgpu_server::worker::worker_main()),
         Cmd::Devices {
             connection_file,
             json,

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Which backend serves the devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum DeviceKind {
     /// The built-in CPU device.
     Cpu,
@@ -52,6 +54,36 @@ pub struct ServerConfig {
     pub session_memory: Option<u64>,
     /// The NVIDIA driver file to load (default: `RGPU_CUDA_DRIVER`, else a search).
     pub cuda_driver: Option<PathBuf>,
+    /// Where sessions run (`None`: in worker processes on GPUs, in the server on the CPU device).
+    pub isolation: Option<Isolation>,
+    /// The program run as `PROGRAM worker` for each session in process isolation (the `rgpu`
+    /// binary); without it sessions run inside the server.
+    pub worker_exe: Option<PathBuf>,
+    /// Seed of the CPU devices' identities (set by `start` from the server's certificate).
+    pub(crate) seed: String,
+}
+
+/// Where client sessions run.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+pub enum Isolation {
+    /// Each session in its own worker process: a crash, a sticky GPU error or a leak stays
+    /// there, and the process's exit returns all of its GPU memory.
+    Process,
+    /// Sessions as threads of the server process (lowest latency).
+    Thread,
+}
+
+impl ServerConfig {
+    /// The isolation used for sessions on `devices`.
+    pub fn isolation_for(&self, devices: &Devices) -> Isolation {
+        match (self.isolation, devices) {
+            (Some(i), _) => i,
+            (None, Devices::Gpu(_)) if self.worker_exe.is_some() => Isolation::Process,
+            (None, _) => Isolation::Thread,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -68,6 +100,9 @@ impl ServerConfig {
             max_sessions: 256,
             session_memory: None,
             cuda_driver: None,
+            isolation: None,
+            worker_exe: None,
+            seed: String::new(),
             idle_timeout: Duration::from_secs(3),
             max_frame: wire::DEFAULT_MAX_FRAME,
         }
@@ -110,6 +145,8 @@ pub struct Server {
 struct Live {
     sessions: std::sync::atomic::AtomicUsize,
     draining: std::sync::atomic::AtomicBool,
+    /// Process ids of the running session workers.
+    workers: std::sync::Mutex<Vec<u32>>,
 }
 
 /// QUIC application close code: the server is shutting down.
@@ -119,6 +156,15 @@ impl Server {
     /// Number of client sessions open now.
     pub fn sessions(&self) -> usize {
         self.live.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Process ids of the session workers running now (process isolation).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.live
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Graceful shutdown: stop accepting, let open sessions finish for up to `grace`, then close
@@ -237,7 +283,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
             format!("{}\n", transport::random_token()).as_bytes(),
         )?;
     }
-    let devices = make_devices(&cfg, &id.fingerprint())?;
+    let mut cfg = cfg;
+    cfg.seed = id.fingerprint();
+    let devices = make_devices(&cfg, &cfg.seed)?;
     let sc = transport::server_config(&id, cfg.idle_timeout)?;
     let endpoint = quinn::Endpoint::server(sc, cfg.listen)?;
     let addr = endpoint.local_addr()?;
@@ -510,34 +558,111 @@ async fn serve_connection(
     }
     let _slot = SessionSlot(live.clone());
     let sid = SESSIONS.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    let out_tx = tx.clone();
-    let notify: crate::session::Notify = Arc::new(move |stream, data| {
-        let _ = out_tx.send(wire::output_frame(stream, &data));
-    });
     let local = remote.ip().is_loopback();
-    let (session, driver_version): (Arc<dyn Backend>, i32) = match &devices {
-        Devices::Cpu(d) => {
-            let s = Session::with_notify(sid, d.clone(), notify);
-            s.set_memory_quota(cfg.session_memory);
-            s.set_local(local);
-            (Arc::new(s), crate::session::DRIVER_VERSION)
-        }
-        Devices::Gpu(ords) => match GpuSession::new(sid, ords, notify) {
-            Ok(s) => {
-                s.set_memory_quota(cfg.session_memory);
-                s.set_local(local);
-                let v = s.driver_version();
-                (Arc::new(s), v)
-            }
+    let spec = SessionSpec {
+        id: sid,
+        quota: cfg.session_memory,
+        local,
+        max_frame: cfg.max_frame,
+    };
+    let who = format!("client pid {} on {} from {remote}", hello.pid, hello.host);
+    if cfg.isolation_for(&devices) == Isolation::Process {
+        let Some(exe) = cfg.worker_exe.clone() else {
+            let why = refuse(
+                &mut send,
+                "the server has no worker program configured".into(),
+            )
+            .await;
+            return Err(why);
+        };
+        let worker = crate::worker::Worker::spawn(&exe, &cfg, &devices, &spec).await;
+        let worker = match worker {
+            Ok(w) => w,
             Err(e) => {
-                let why =
-                    refuse(&mut send, format!("the server's GPUs are unavailable: {e}")).await;
+                let why = refuse(&mut send, format!("cannot start a session: {e}")).await;
+                tracing::warn!("refused {remote}: {why}");
                 return Err(why);
             }
-        },
+        };
+        welcome(&mut send, sid, worker.driver_version).await?;
+        let pid = worker.pid();
+        tracing::info!("session {sid}: {who} (worker pid {pid})");
+        let lock = || live.workers.lock().unwrap_or_else(|e| e.into_inner());
+        lock().push(pid);
+        let r = worker.relay(conn, send, recv).await;
+        lock().retain(|&p| p != pid);
+        return r;
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let (session, driver_version) = match new_session(&devices, &spec, notify_to(tx.clone())) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = refuse(&mut send, e).await;
+            return Err(why);
+        }
     };
-    let welcome = Welcome {
+    welcome(&mut send, sid, driver_version).await?;
+    tracing::info!("session {sid}: {who}");
+    let writer = tokio::spawn(write_frames(rx, send));
+    let result = serve_calls(session, sid, Frames::Quic(recv), tx, cfg.max_frame).await;
+    finish_writer(sid, writer).await;
+    if let Err(e) = &result {
+        tracing::warn!("{e}; closing the connection");
+        conn.close(2u32.into(), b"protocol error");
+    }
+    result
+}
+
+/// What a new session needs to know.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SessionSpec {
+    /// Session id.
+    pub id: u64,
+    /// Device memory it may hold.
+    pub quota: Option<u64>,
+    /// Whether the client is on this machine (shared-memory bulk path).
+    pub local: bool,
+    /// Largest accepted frame.
+    pub max_frame: u32,
+}
+
+/// A notify callback that sends output frames into `tx`.
+pub(crate) fn notify_to(tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) -> crate::session::Notify {
+    Arc::new(move |stream, data| {
+        let _ = tx.send(wire::output_frame(stream, &data));
+    })
+}
+
+/// Creates the session for `spec` on `devices`: (session, driver version to report).
+pub(crate) fn new_session(
+    devices: &Devices,
+    spec: &SessionSpec,
+    notify: crate::session::Notify,
+) -> Result<(Arc<dyn Backend>, i32), String> {
+    Ok(match devices {
+        Devices::Cpu(d) => {
+            let s = Session::with_notify(spec.id, d.clone(), notify);
+            s.set_memory_quota(spec.quota);
+            s.set_local(spec.local);
+            (Arc::new(s), crate::session::DRIVER_VERSION)
+        }
+        Devices::Gpu(ords) => {
+            let s = GpuSession::new(spec.id, ords, notify)
+                .map_err(|e| format!("the server's GPUs are unavailable: {e}"))?;
+            s.set_memory_quota(spec.quota);
+            s.set_local(spec.local);
+            let v = s.driver_version();
+            (Arc::new(s), v)
+        }
+    })
+}
+
+async fn welcome(
+    send: &mut quinn::SendStream,
+    sid: u64,
+    driver_version: i32,
+) -> Result<(), String> {
+    let w = Welcome {
         session: sid,
         server_version: rgpu_protocol::VERSION.into(),
         driver_version,
@@ -545,27 +670,79 @@ async fn serve_connection(
     send.write_all(&wire::handshake_frame(
         kind::WELCOME,
         wire::PROTOCOL_VERSION,
-        &HandshakeReply::Welcome(welcome),
+        &HandshakeReply::Welcome(w),
     ))
     .await
-    .map_err(|e| e.to_string())?;
-    tracing::info!(
-        "session {sid}: client pid {} on {} from {remote}",
-        hello.pid,
-        hello.host
-    );
+    .map_err(|e| e.to_string())
+}
 
-    let writer = tokio::spawn(async move {
-        while let Some(f) = rx.recv().await {
-            if send.write_all(&f).await.is_err() {
-                break;
-            }
+/// Writes queued frames until every sender is gone or the peer stops reading.
+pub(crate) async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    mut send: W,
+) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(f) = rx.recv().await {
+        if send.write_all(&f).await.is_err() {
+            break;
         }
-    });
+    }
+    let _ = send.shutdown().await;
+}
+
+/// Where a session's call frames come from.
+pub(crate) enum Frames {
+    /// The client's QUIC stream (sessions inside the server process).
+    Quic(quinn::RecvStream),
+    /// The supervisor's socket (a session worker).
+    Local(tokio::net::unix::OwnedReadHalf),
+}
+
+impl Frames {
+    /// The next frame; `Ok(None)` when the peer closed cleanly.
+    async fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            Frames::Quic(r) => match transport::read_frame(r, max).await {
+                Ok(p) => Ok(Some(p)),
+                Err(FrameError::Closed) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+            Frames::Local(r) => read_local_frame(r, max).await,
+        }
+    }
+}
+
+/// Reads one length-prefixed frame from a local socket; `Ok(None)` at a clean end.
+pub(crate) async fn read_local_frame<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    max: u32,
+) -> Result<Option<Vec<u8>>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    }
+    let n = wire::check_len(u32::from_le_bytes(len), max).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; n];
+    r.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    Ok(Some(buf))
+}
+
+/// Runs calls from `frames` on `session` until the peer closes (Ok) or sends garbage (Err),
+/// then releases the session and lets `writer` flush the last replies.
+pub(crate) async fn serve_calls(
+    session: Arc<dyn Backend>,
+    sid: u64,
+    mut frames: Frames,
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    max_frame: u32,
+) -> Result<(), String> {
     let result = loop {
-        let p = match transport::read_frame(&mut recv, cfg.max_frame).await {
-            Ok(p) => p,
-            Err(FrameError::Closed) => break Ok(()),
+        let p = match frames.next(max_frame).await {
+            Ok(Some(p)) => p,
+            Ok(None) => break Ok(()),
             Err(e) => break Err(format!("session {sid}: {e}")),
         };
         let (hdr, body) = match CallHeader::parse(&p) {
@@ -620,19 +797,19 @@ async fn serve_connection(
         });
     };
     drop(tx);
-    if let Err(e) = &result {
-        tracing::warn!("{e}; closing the connection");
-        conn.close(2u32.into(), b"protocol error");
-    }
     // Release the session first: it holds a sender of the writer's channel (kernel output), so
     // the writer only finishes once the session (and any call still running on it) is gone.
     tracing::info!("session {sid} ended; releasing its resources");
     drop(session);
+    result
+}
+
+/// Waits (bounded) for a session's writer to send its last frames.
+pub(crate) async fn finish_writer(sid: u64, writer: tokio::task::JoinHandle<()>) {
     if tokio::time::timeout(Duration::from_secs(5), writer)
         .await
         .is_err()
     {
-        tracing::warn!("session {sid}: writer did not finish after the connection ended");
+        tracing::warn!("session {sid}: writer did not finish after the session ended");
     }
-    result
 }

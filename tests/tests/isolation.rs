@@ -1,0 +1,182 @@
+//! Process isolation on the CPU device, through the same worker machinery GPU sessions use:
+//! one worker process per client, a dead client's worker exits (returning its memory), a
+//! crashed worker fails only its own client, quotas apply inside workers, and device output
+//! captured in a worker reaches the client.
+
+mod common;
+
+use rgpu_protocol::client::{Client, ClientConfig};
+use rgpu_protocol::messages::*;
+use rgpu_protocol::wire::CallHeader;
+use rgpu_server::server::{self, DeviceKind, Isolation, Server, ServerConfig};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct TestServer {
+    srv: Server,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = ServerConfig::new(dir.path().join("state"));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.device = DeviceKind::Cpu;
+    cfg.cpu_memory = 1 << 30;
+    cfg.isolation = Some(Isolation::Process);
+    cfg.worker_exe = Some(common::rgpu());
+    configure(&mut cfg);
+    let srv = rt.block_on(server::start(cfg)).unwrap();
+    TestServer {
+        srv,
+        _rt: rt,
+        _dir: dir,
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A reaped process has no /proc entry; a zombie counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "{what}: not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t0.elapsed()
+}
+
+fn spawn_holder(t: &TestServer, mib: &str) -> std::process::Child {
+    let exe = common::c_program("hold_memory");
+    let mut cmd = Command::new(&exe);
+    cmd.arg(mib).stdout(Stdio::piped()).stderr(Stdio::piped());
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn each_client_gets_its_own_worker_which_exits_when_the_client_dies() {
+    let t = start(|c| c.idle_timeout = Duration::from_millis(600));
+    let mut holder = spawn_holder(&t, "64");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "READY");
+    let pids = t.srv.worker_pids();
+    assert_eq!(pids.len(), 1, "one worker for the one client: {pids:?}");
+    let pid = pids[0];
+    assert!(alive(pid) && pid != std::process::id());
+    // Another client at the same time gets another worker and is served.
+    let demo = common::c_program("demo_driver_api");
+    let mut cmd = Command::new(&demo);
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    // SIGKILL the holder: its worker (and with it all of its memory) goes away.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let took = wait_until(
+        "worker of the killed client exits",
+        Duration::from_secs(10),
+        || !alive(pid),
+    );
+    eprintln!("worker gone {took:?} after SIGKILL of its client");
+    wait_until("server forgets the worker", Duration::from_secs(5), || {
+        t.srv.worker_pids().is_empty()
+    });
+}
+
+#[test]
+fn a_crashed_worker_fails_only_its_own_client_quickly() {
+    let t = start(|_| {});
+    let c = Client::connect(ClientConfig::new(t.srv.connection.clone())).unwrap();
+    let h = CallHeader::default();
+    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
+    let pid = t.srv.worker_pids()[0];
+    // SAFETY: signalling our own test's child process.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let t0 = Instant::now();
+    let r = c.call(h, &Request::DeviceGetCount(DeviceGetCountReq {}));
+    assert!(r.is_err(), "a call on a dead worker must fail: {r:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "failing took {:?}",
+        t0.elapsed()
+    );
+    // The server survives and serves the next client in a fresh worker.
+    let c2 = Client::connect(ClientConfig::new(t.srv.connection.clone())).unwrap();
+    c2.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
+    let Reply::DeviceGetCount(n) = c2
+        .call(h, &Request::DeviceGetCount(DeviceGetCountReq {}))
+        .unwrap()
+    else {
+        panic!("unexpected reply")
+    };
+    assert_eq!(n.count, 1);
+}
+
+#[test]
+fn the_memory_quota_applies_inside_workers() {
+    let t = start(|c| c.session_memory = Some(32 << 20));
+    let out = {
+        let exe = common::c_program("hold_memory");
+        let mut cmd = Command::new(&exe);
+        cmd.arg("64");
+        common::shim_env(&mut cmd, &t.srv.connection_path);
+        cmd.output().unwrap()
+    };
+    assert!(!out.status.success(), "{}", common::show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("OUT_OF_MEMORY"),
+        "{}",
+        common::show(&out)
+    );
+    let mut ok = spawn_holder(&t, "16");
+    let mut line = String::new();
+    std::io::BufReader::new(ok.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        "READY",
+        "an allocation within the quota succeeds"
+    );
+    ok.kill().unwrap();
+    ok.wait().unwrap();
+}
+
+#[test]
+fn kernel_output_from_a_worker_reaches_the_client() {
+    let module = common::kernel_module("device_printf", "ptx");
+    let exe = common::c_program("device_printf");
+    let run = |t: &TestServer| {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(&module);
+        common::shim_env(&mut cmd, &t.srv.connection_path);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", common::show(&out));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let in_worker = run(&start(|_| {}));
+    let in_server = run(&start(|c| c.isolation = Some(Isolation::Thread)));
+    assert!(in_worker.len() > 40, "{in_worker:?}");
+    assert!(in_worker.iter().any(|l| l == "device_printf: PASSED"));
+    assert_eq!(in_worker, in_server);
+}
