@@ -411,6 +411,7 @@ async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
         pid: std::process::id(),
         host: hostname(),
         client_version: crate::VERSION.to_string(),
+        visible_devices: std::env::var("RGPU_VISIBLE_DEVICES").ok(),
     };
     send.write_all(&wire::handshake_frame(
         kind::HELLO,

@@ -9,7 +9,7 @@ use crate::error::DecodeError;
 use serde::{Deserialize, Serialize};
 
 /// Version of the framing, handshake and message set. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// First bytes of every handshake frame.
 pub const MAGIC: [u8; 4] = *b"RGPU";
 /// Default upper bound for one frame (a 1 GiB copy plus headers).
@@ -186,6 +186,24 @@ pub struct Hello {
     pub host: String,
     /// Client software version.
     pub client_version: String,
+    /// `RGPU_VISIBLE_DEVICES` of the client: which of the server's devices the session sees
+    /// (`CUDA_VISIBLE_DEVICES` syntax: indices or UUIDs, comma-separated; unset: all).
+    pub visible_devices: Option<String>,
+}
+
+/// Start of a refusal's text when the devices asked for are held exclusively by other
+/// sessions (the shim reports `CUDA_ERROR_DEVICE_UNAVAILABLE`).
+pub const REFUSED_BUSY: &str = "device unavailable: ";
+
+/// One device of a session as the server listed it at the handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeviceLoad {
+    /// The device's index in the server's list.
+    pub server_index: u32,
+    /// Other sessions using it at the handshake.
+    pub sessions: u32,
+    /// Whether the device serves one session at a time.
+    pub exclusive: bool,
 }
 
 /// The server's acceptance.
@@ -197,6 +215,8 @@ pub struct Welcome {
     pub server_version: String,
     /// Driver version the server reports (`cuDriverGetVersion`).
     pub driver_version: i32,
+    /// The session's devices, in the order it sees them.
+    pub devices: Vec<DeviceLoad>,
 }
 
 /// Handshake outcome sent by the server.

@@ -183,6 +183,7 @@ fn handshake_frames_carry_magic_and_version_before_the_body() {
         pid: 1,
         host: "h".into(),
         client_version: "0".into(),
+        visible_devices: Some("1,GPU-ab".into()),
     };
     let f = wire::handshake_frame(kind::HELLO, 77, &hello);
     let (v, body) = wire::parse_handshake(kind::HELLO, &f[4..]).unwrap();

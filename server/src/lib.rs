@@ -5,6 +5,7 @@
 
 pub mod device;
 pub mod exec;
+pub mod placement;
 pub mod server;
 pub mod session;
 pub mod worker;

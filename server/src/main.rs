@@ -69,6 +69,13 @@ enum Cmd {
         /// Device memory one session may hold, e.g. 2G (default: no limit).
         #[arg(long, value_parser = parse_size)]
         session_memory: Option<u64>,
+        /// Devices that serve one session at a time: `all`, `none`, or indices such as `0,2`.
+        #[arg(long, default_value = "none", env = "RGPU_EXCLUSIVE")]
+        exclusive: server::Exclusive,
+        /// Seconds a client waits for an exclusive device in use before it is refused
+        /// (the program then gets CUDA_ERROR_DEVICE_UNAVAILABLE).
+        #[arg(long, default_value_t = 0.0)]
+        exclusive_wait: f64,
         /// On SIGTERM/Ctrl-C, seconds open sessions get to finish before they are closed.
         #[arg(long, default_value_t = 10.0)]
         shutdown_grace: f64,
@@ -176,6 +183,8 @@ fn run(cli: Cli) -> Result<i32> {
             idle_timeout,
             max_sessions,
             session_memory,
+            exclusive,
+            exclusive_wait,
             shutdown_grace,
             dev,
         } => {
@@ -186,6 +195,8 @@ fn run(cli: Cli) -> Result<i32> {
             cfg.idle_timeout = Duration::from_secs_f64(idle_timeout.clamp(0.5, 3600.0));
             cfg.max_sessions = max_sessions.max(1);
             cfg.session_memory = session_memory;
+            cfg.exclusive = exclusive;
+            cfg.exclusive_wait = Duration::from_secs_f64(exclusive_wait.clamp(0.0, 86400.0));
             let rt = runtime()?;
             rt.block_on(async {
                 let srv = server::start(cfg).await?;
@@ -301,44 +312,46 @@ fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {
     let Reply::DeviceGetCount(n) = call(Request::DeviceGetCount(DeviceGetCountReq {}))? else {
         bail!("unexpected reply");
     };
+    let loads = client.welcome().devices.clone();
     let mut rows = vec![];
     for d in 0..n.count {
-        let Reply::DeviceGetName(name) = call(Request::DeviceGetName(DeviceGetNameReq {
-            len: 256,
-            dev: d,
-        }))?
+        let Reply::DeviceSummary(sum) = call(Request::DeviceSummary(DeviceSummaryReq { dev: d }))?
         else {
             bail!("unexpected reply");
         };
-        let Reply::DeviceTotalMem(mem) =
-            call(Request::DeviceTotalMem(DeviceTotalMemReq { dev: d }))?
-        else {
-            bail!("unexpected reply");
-        };
-        let Reply::DeviceComputeCapability(cc) = call(Request::DeviceComputeCapability(
-            DeviceComputeCapabilityReq { dev: d },
-        ))?
-        else {
-            bail!("unexpected reply");
-        };
+        let attr = |i: usize| sum.attributes.get(i).copied().unwrap_or(0);
+        let uuid: [u8; 16] = sum.uuid.as_slice().try_into().unwrap_or_default();
+        let load = loads.get(d as usize).cloned().unwrap_or_default();
         rows.push(serde_json::json!({
             "index": d,
-            "name": String::from_utf8_lossy(&name.name),
-            "memory_bytes": mem.bytes,
-            "compute_capability": format!("{}.{}", cc.major, cc.minor),
+            "server_index": load.server_index,
+            "name": sum.name,
+            "uuid": rgpu_server::placement::uuid_string(&uuid),
+            "memory_bytes": sum.total_mem,
+            "compute_capability": format!("{}.{}", attr(75), attr(76)),
+            "multiprocessors": attr(16),
+            "sessions": load.sessions,
+            "policy": if load.exclusive { "exclusive" } else { "shared" },
         }));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("{:<5} {:<28} {:>12} {:>4}", "INDEX", "NAME", "MEMORY", "CC");
+        println!(
+            "{:<5} {:<28} {:>12} {:>4} {:>4} {:>8} {:<9} UUID",
+            "INDEX", "NAME", "MEMORY", "CC", "SMS", "SESSIONS", "POLICY"
+        );
         for r in rows {
             println!(
-                "{:<5} {:<28} {:>9} MiB {:>4}",
-                r["index"],
+                "{:<5} {:<28} {:>8} MiB {:>4} {:>4} {:>8} {:<9} {}",
+                r["server_index"],
                 r["name"].as_str().unwrap_or(""),
                 r["memory_bytes"].as_u64().unwrap_or(0) >> 20,
-                r["compute_capability"].as_str().unwrap_or("")
+                r["compute_capability"].as_str().unwrap_or(""),
+                r["multiprocessors"],
+                r["sessions"],
+                r["policy"].as_str().unwrap_or(""),
+                r["uuid"].as_str().unwrap_or("")
             );
         }
     }

@@ -59,8 +59,53 @@ pub struct ServerConfig {
     /// The program run as `PROGRAM worker` for each session in process isolation (the `rgpu`
     /// binary); without it sessions run inside the server.
     pub worker_exe: Option<PathBuf>,
+    /// Devices that serve one session at a time.
+    pub exclusive: Exclusive,
+    /// How long a session waits for an exclusive device held by another before it is refused.
+    pub exclusive_wait: Duration,
     /// Seed of the CPU devices' identities (set by `start` from the server's certificate).
     pub(crate) seed: String,
+}
+
+/// Which devices are exclusive (one session at a time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exclusive {
+    /// All devices are shared.
+    None,
+    /// Every device is exclusive.
+    All,
+    /// These server indices are exclusive.
+    Some(Vec<usize>),
+}
+
+impl Exclusive {
+    /// Whether device `d` is exclusive.
+    pub fn contains(&self, d: usize) -> bool {
+        match self {
+            Exclusive::None => false,
+            Exclusive::All => true,
+            Exclusive::Some(v) => v.contains(&d),
+        }
+    }
+}
+
+impl std::str::FromStr for Exclusive {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" | "none" => Ok(Exclusive::None),
+            "all" => Ok(Exclusive::All),
+            list => list
+                .split(',')
+                .map(|x| {
+                    x.trim().parse::<usize>().map_err(|_| {
+                        format!("`{x}` is not a device index (use all, none or e.g. 0,2)")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Exclusive::Some),
+        }
+    }
 }
 
 /// Where client sessions run.
@@ -103,6 +148,8 @@ impl ServerConfig {
             isolation: None,
             worker_exe: None,
             seed: String::new(),
+            exclusive: Exclusive::None,
+            exclusive_wait: Duration::ZERO,
             idle_timeout: Duration::from_secs(3),
             max_frame: wire::DEFAULT_MAX_FRAME,
         }
@@ -147,6 +194,8 @@ struct Live {
     draining: std::sync::atomic::AtomicBool,
     /// Process ids of the running session workers.
     workers: std::sync::Mutex<Vec<u32>>,
+    /// Which sessions use which devices.
+    placement: Arc<crate::placement::Placement>,
 }
 
 /// QUIC application close code: the server is shutting down.
@@ -233,6 +282,34 @@ impl Devices {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The devices at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Devices {
+        match self {
+            Devices::Cpu(d) => Devices::Cpu(Arc::new(
+                indices.iter().filter_map(|&i| d.get(i).cloned()).collect(),
+            )),
+            Devices::Gpu(g) => {
+                Devices::Gpu(indices.iter().filter_map(|&i| g.get(i).copied()).collect())
+            }
+        }
+    }
+
+    /// Each device's UUID.
+    pub fn uuids(&self) -> Vec<[u8; 16]> {
+        match self {
+            Devices::Cpu(d) => d.iter().map(|d| d.uuid()).collect(),
+            Devices::Gpu(g) => g
+                .iter()
+                .map(|o| {
+                    gpu::loaded()
+                        .and_then(|d| d.gpus.iter().find(|x| x.ordinal == *o))
+                        .map(|x| x.uuid)
+                        .unwrap_or_default()
+                })
+                .collect(),
+        }
     }
 
     /// "cpu" or "gpu".
@@ -559,11 +636,31 @@ async fn serve_connection(
     let _slot = SessionSlot(live.clone());
     let sid = SESSIONS.fetch_add(1, Ordering::Relaxed);
     let local = remote.ip().is_loopback();
+    let visible =
+        crate::placement::visible_indices(hello.visible_devices.as_deref(), &devices.uuids());
+    let claim = live
+        .placement
+        .claim(
+            sid,
+            &visible,
+            |d| cfg.exclusive.contains(d),
+            cfg.exclusive_wait,
+        )
+        .await;
+    let (_claim, loads) = match claim {
+        Ok(c) => c,
+        Err(why) => {
+            let why = refuse(&mut send, why).await;
+            tracing::warn!("refused {remote}: {why}");
+            return Err(why);
+        }
+    };
     let spec = SessionSpec {
         id: sid,
         quota: cfg.session_memory,
         local,
         max_frame: cfg.max_frame,
+        devices: visible,
     };
     let who = format!("client pid {} on {} from {remote}", hello.pid, hello.host);
     if cfg.isolation_for(&devices) == Isolation::Process {
@@ -584,7 +681,7 @@ async fn serve_connection(
                 return Err(why);
             }
         };
-        welcome(&mut send, sid, worker.driver_version).await?;
+        welcome(&mut send, sid, worker.driver_version, loads).await?;
         let pid = worker.pid();
         tracing::info!("session {sid}: {who} (worker pid {pid})");
         let lock = || live.workers.lock().unwrap_or_else(|e| e.into_inner());
@@ -601,7 +698,7 @@ async fn serve_connection(
             return Err(why);
         }
     };
-    welcome(&mut send, sid, driver_version).await?;
+    welcome(&mut send, sid, driver_version, loads).await?;
     tracing::info!("session {sid}: {who}");
     let writer = tokio::spawn(write_frames(rx, send));
     let result = serve_calls(session, sid, Frames::Quic(recv), tx, cfg.max_frame).await;
@@ -624,6 +721,8 @@ pub struct SessionSpec {
     pub local: bool,
     /// Largest accepted frame.
     pub max_frame: u32,
+    /// The server's devices this session sees (indices into the server's list, in order).
+    pub devices: Vec<usize>,
 }
 
 /// A notify callback that sends output frames into `tx`.
@@ -639,15 +738,15 @@ pub(crate) fn new_session(
     spec: &SessionSpec,
     notify: crate::session::Notify,
 ) -> Result<(Arc<dyn Backend>, i32), String> {
-    Ok(match devices {
+    Ok(match devices.select(&spec.devices) {
         Devices::Cpu(d) => {
-            let s = Session::with_notify(spec.id, d.clone(), notify);
+            let s = Session::with_notify(spec.id, d, notify);
             s.set_memory_quota(spec.quota);
             s.set_local(spec.local);
             (Arc::new(s), crate::session::DRIVER_VERSION)
         }
         Devices::Gpu(ords) => {
-            let s = GpuSession::new(spec.id, ords, notify)
+            let s = GpuSession::new(spec.id, &ords, notify)
                 .map_err(|e| format!("the server's GPUs are unavailable: {e}"))?;
             s.set_memory_quota(spec.quota);
             s.set_local(spec.local);
@@ -661,11 +760,13 @@ async fn welcome(
     send: &mut quinn::SendStream,
     sid: u64,
     driver_version: i32,
+    devices: Vec<wire::DeviceLoad>,
 ) -> Result<(), String> {
     let w = Welcome {
         session: sid,
         server_version: rgpu_protocol::VERSION.into(),
         driver_version,
+        devices,
     };
     send.write_all(&wire::handshake_frame(
         kind::WELCOME,

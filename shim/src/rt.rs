@@ -229,7 +229,7 @@ pub fn client() -> CuResult<Arc<Client>> {
     let mut g = CONN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = g.as_ref() {
         if c.pid == pid {
-            return c.result.clone().map_err(|_| CuError::NO_DEVICE);
+            return c.result.clone().map_err(|e| connect_error(&e));
         }
         // Forked child: forget the parent's connection without running its destructors.
         if let Some(old) = g.take() {
@@ -251,9 +251,19 @@ pub fn client() -> CuResult<Arc<Client>> {
     if let Err(e) = &result {
         eprintln!("rgpu: {e}");
     }
-    let out = result.clone().map_err(|_| CuError::NO_DEVICE);
+    let out = result.clone().map_err(|e| connect_error(&e));
     *g = Some(Connection { pid, result });
     out
+}
+
+/// The CUDA error a failed connection means to the program: devices held exclusively by other
+/// sessions are unavailable; anything else leaves the program without a device.
+fn connect_error(why: &str) -> CuError {
+    if why.contains(rgpu_protocol::wire::REFUSED_BUSY) {
+        CuError::DEVICE_UNAVAILABLE
+    } else {
+        CuError::NO_DEVICE
+    }
 }
 
 fn thread_id() -> u64 {

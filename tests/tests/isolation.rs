@@ -180,3 +180,72 @@ fn kernel_output_from_a_worker_reaches_the_client() {
     assert!(in_worker.iter().any(|l| l == "device_printf: PASSED"));
     assert_eq!(in_worker, in_server);
 }
+
+#[test]
+fn visible_devices_and_exclusive_devices() {
+    let t = start(|c| {
+        c.cpu_devices = 3;
+        c.exclusive = server::Exclusive::Some(vec![1]);
+        c.isolation = Some(Isolation::Thread);
+    });
+    let listing = |visible: &str| {
+        let out = Command::new(common::rgpu())
+            .args(["devices", "--json", "--connection-file"])
+            .arg(&t.srv.connection_path)
+            .env("RGPU_VISIBLE_DEVICES", visible)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::show(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["server_index"].as_u64().unwrap(),
+                    d["policy"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // CUDA_VISIBLE_DEVICES rules, applied to the server's list.
+    assert_eq!(
+        listing("2,0"),
+        vec![(2, "shared".into()), (0, "shared".into())]
+    );
+    assert_eq!(listing("1,9,0"), vec![(1, "exclusive".into())]);
+    // An exclusive device serves one session; another gets DEVICE_UNAVAILABLE at once.
+    wait_until("listing sessions end", Duration::from_secs(5), || {
+        t.srv.sessions() == 0
+    });
+    let mut holder = {
+        let exe = common::c_program("hold_memory");
+        let mut cmd = Command::new(&exe);
+        cmd.arg("8").stdout(Stdio::piped());
+        common::shim_env(&mut cmd, &t.srv.connection_path);
+        cmd.env("RGPU_VISIBLE_DEVICES", "1");
+        cmd.spawn().unwrap()
+    };
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "READY");
+    let demo = |visible: &str| {
+        let mut cmd = Command::new(common::c_program("demo_driver_api"));
+        common::shim_env(&mut cmd, &t.srv.connection_path);
+        cmd.env("RGPU_VISIBLE_DEVICES", visible);
+        cmd.output().unwrap()
+    };
+    let busy = demo("1");
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("CUDA_ERROR_DEVICE_UNAVAILABLE"),
+        "{}",
+        common::show(&busy)
+    );
+    let shared = demo("0");
+    assert!(shared.status.success(), "{}", common::show(&shared));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
