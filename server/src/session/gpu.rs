@@ -386,8 +386,19 @@ impl GpuSession {
             .ok_or(CuError::INVALID_HANDLE)
     }
 
-    fn layout(&self, f: u64) -> CuResult<(Vec<u64>, Vec<u64>, u64)> {
+    /// Makes a context current for a query about a kernel: the caller's, else any of the
+    /// session's (the driver loads a library's kernels lazily, into the current context).
+    fn bind_for_kernel(&self, cx: &Cx) -> CuResult<()> {
+        if cx.ctx != 0 {
+            return self.bind(cx.ctx);
+        }
+        let any = self.st().contexts.keys().next().copied().unwrap_or(0);
+        self.bind(any)
+    }
+
+    fn layout(&self, cx: &Cx, f: u64) -> CuResult<(Vec<u64>, Vec<u64>, u64)> {
         let k = self.kernel(f)?;
+        self.bind_for_kernel(cx)?;
         if let Some(l) = self.st().functions.get(&f).and_then(|f| f.layout.clone()) {
             return Ok(l);
         }
@@ -414,6 +425,7 @@ impl GpuSession {
 
     fn kernel_attr(&self, cx: &Cx, f: u64, attr: i32) -> CuResult<i32> {
         let k = self.kernel(f)?;
+        self.bind_for_kernel(cx)?;
         let (_, d) = *self.dev(self.cur_device(cx))?;
         let mut v = 0;
         // SAFETY: a kernel of this session, valid out-pointer.
@@ -1107,10 +1119,25 @@ impl Handler for GpuSession {
         self.bind(cx.ctx)?;
         let stream = if req.is_async { req.stream } else { 0 };
         let s = self.stream(cx, stream)?;
-        // SAFETY: an all-zero CUDA_MEMCPY2D is a valid (empty) description.
-        let mut p: CUDA_MEMCPY2D = unsafe { std::mem::zeroed() };
-        p.WidthInBytes = w as usize;
-        p.Height = h as usize;
+        // CUmemorytype has no zero value: the description is built field by field.
+        let mut p = CUDA_MEMCPY2D {
+            srcXInBytes: 0,
+            srcY: 0,
+            srcMemoryType: CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            srcHost: std::ptr::null(),
+            srcDevice: 0,
+            srcArray: std::ptr::null_mut(),
+            srcPitch: 0,
+            dstXInBytes: 0,
+            dstY: 0,
+            dstMemoryType: CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            dstHost: std::ptr::null_mut(),
+            dstDevice: 0,
+            dstArray: std::ptr::null_mut(),
+            dstPitch: 0,
+            WidthInBytes: w as usize,
+            Height: h as usize,
+        };
         let total = w.checked_mul(h).ok_or(CuError::INVALID_VALUE)?;
         let mut out = vec![];
         match req.mode {
@@ -1610,10 +1637,10 @@ impl Handler for GpuSession {
 
     fn func_get_param_info(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         req: FuncGetParamInfoReq,
     ) -> CuResult<FuncGetParamInfoRep> {
-        let (offs, sizes, _) = self.layout(req.func)?;
+        let (offs, sizes, _) = self.layout(cx, req.func)?;
         let i = req.index as usize;
         match (offs.get(i), sizes.get(i)) {
             (Some(&offset), Some(&size)) => Ok(FuncGetParamInfoRep { offset, size }),
@@ -1623,11 +1650,11 @@ impl Handler for GpuSession {
 
     fn func_get_param_count(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         req: FuncGetParamCountReq,
     ) -> CuResult<FuncGetParamCountRep> {
         Ok(FuncGetParamCountRep {
-            count: self.layout(req.func)?.0.len() as u64,
+            count: self.layout(cx, req.func)?.0.len() as u64,
         })
     }
 
@@ -1638,7 +1665,7 @@ impl Handler for GpuSession {
     }
 
     fn func_layout(&self, cx: &Cx, req: FuncLayoutReq) -> CuResult<FuncLayoutRep> {
-        let (offsets, sizes, total) = self.layout(req.func)?;
+        let (offsets, sizes, total) = self.layout(cx, req.func)?;
         Ok(FuncLayoutRep {
             offsets,
             sizes,
@@ -1654,6 +1681,7 @@ impl Handler for GpuSession {
         req: FuncSetCacheConfigReq,
     ) -> CuResult<FuncSetCacheConfigRep> {
         let k = self.kernel(req.func)?;
+        self.bind_for_kernel(cx)?;
         let (_, d) = *self.dev(self.cur_device(cx))?;
         // SAFETY: a kernel of this session.
         unsafe { drv::cuKernelSetCacheConfig(k, req.config, d)? };
@@ -1671,7 +1699,7 @@ impl Handler for GpuSession {
     fn launch_kernel(&self, cx: &Cx, req: LaunchKernelReq) -> CuResult<LaunchKernelRep> {
         self.bind(cx.ctx)?;
         let f = self.function(cx, req.func)?;
-        let (offs, _, total) = self.layout(req.func)?;
+        let (offs, _, total) = self.layout(cx, req.func)?;
         let mut params = req.params;
         if (params.len() as u64) < total {
             return Err(CuError::INVALID_VALUE);

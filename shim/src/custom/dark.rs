@@ -325,7 +325,7 @@ const INTEGRITY_KEY: [u8; 16] = uuid(b"146addae53a9a752aa0841360bf55a9f");
 /// of our own tables.
 fn integrity_message(version: u32, seconds: u64) -> CuResult<Vec<u8>> {
     let mut m = Vec::with_capacity(128);
-    m.extend_from_slice(&(crate::custom::DRIVER_VERSION as u32).to_le_bytes());
+    m.extend_from_slice(&(crate::custom::init::reported_version() as u32).to_le_bytes());
     m.extend_from_slice(&version.to_le_bytes());
     m.extend_from_slice(&std::process::id().to_le_bytes());
     // SAFETY: pthread_self has no preconditions.

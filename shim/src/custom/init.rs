@@ -33,8 +33,18 @@ pub unsafe fn cu_driver_get_version(version: *mut i32) -> CuResult<()> {
         return Err(CuError::INVALID_VALUE);
     }
     // SAFETY: checked non-null; the caller passes a writable int.
-    unsafe { version.write(DRIVER_VERSION) };
+    unsafe { version.write(reported_version()) };
     Ok(())
+}
+
+/// The driver version programs are told: the server's (a real GPU's driver may be older than
+/// the API the shim implements), at most the shim's own; the shim's when there is no server.
+pub fn reported_version() -> i32 {
+    rt::client()
+        .ok()
+        .map(|c| c.welcome().driver_version)
+        .filter(|&v| v > 0)
+        .map_or(DRIVER_VERSION, |v| v.min(DRIVER_VERSION))
 }
 
 fn static_cstr(cache: &Mutex<HashMap<u32, &'static CStr>>, code: u32, text: &str) -> *const c_char {
