@@ -663,6 +663,10 @@ async fn serve_connection(
         devices: visible,
     };
     let who = format!("client pid {} on {} from {remote}", hello.pid, hello.host);
+    // A client process on this machine is watched directly: when it dies (even by SIGKILL) its
+    // session ends at once instead of after the idle timeout.
+    let _watch =
+        (local && hello.host == this_host()).then(|| watch_client(hello.pid, conn.clone(), sid));
     if cfg.isolation_for(&devices) == Isolation::Process {
         let Some(exe) = cfg.worker_exe.clone() else {
             let why = refuse(
@@ -708,6 +712,45 @@ async fn serve_connection(
         conn.close(2u32.into(), b"protocol error");
     }
     result
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Closes `conn` when process `pid` of this machine exits (through a pidfd; nothing is watched
+/// where pidfds are unavailable).
+fn watch_client(pid: u32, conn: quinn::Connection, sid: u64) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return;
+        }
+        // SAFETY: a fresh descriptor owned by nothing else.
+        let fd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        // SAFETY: the descriptor is owned by the AsyncFd for its whole life and never closed
+        // behind its back.
+        let Ok(afd) = (unsafe { tokio::io::unix::AsyncFd::register(fd) }) else {
+            return;
+        };
+        if afd.readable().await.is_ok() {
+            tracing::info!("session {sid}: client process {pid} exited; ending its session");
+            conn.close(5u32.into(), b"client process exited");
+        }
+    }))
 }
 
 /// What a new session needs to know.
