@@ -19,7 +19,7 @@ impl vm::Memory for Mem {
 
 /// Kernels used by the benchmarks (also loaded into the server for the launch-rate figure).
 pub const PTX: &str = r#"
-.version 9.5
+.version 8.0
 .target sm_75
 .address_size 64
 .visible .entry empty(.param .u32 x)
