@@ -249,3 +249,52 @@ fn visible_devices_and_exclusive_devices() {
     holder.kill().unwrap();
     holder.wait().unwrap();
 }
+
+/// GPU tests: run where `rgpu server --device gpu` can start (an NVIDIA driver and GPU, and a
+/// driver at least as new as the pinned toolkit that builds the test programs); elsewhere they
+/// print why they were skipped. `bench/gpu-check.sh` is the fuller check on GPU machines.
+fn gpu_server() -> Option<TestServer> {
+    let driver = match rgpu_server::device::gpu::load(None) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("SKIPPED (no GPU): {e}");
+            return None;
+        }
+    };
+    if driver.version < 13050 {
+        eprintln!(
+            "SKIPPED: the GPU's driver is CUDA {}.{}, older than the toolkit that builds the tests (13.5)",
+            driver.version / 1000,
+            driver.version % 1000 / 10
+        );
+        return None;
+    }
+    Some(start(|c| {
+        c.device = DeviceKind::Gpu;
+        c.isolation = Some(Isolation::Process);
+    }))
+}
+
+#[test]
+fn gpu_runs_driver_programs_and_returns_a_killed_clients_memory() {
+    let Some(t) = gpu_server() else { return };
+    let module = common::kernel_module("vadd", "ptx");
+    let mut cmd = Command::new(common::c_program("launch_vadd"));
+    cmd.arg(&module);
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    let mut holder = spawn_holder(&t, "1024");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "READY");
+    let pid = t.srv.worker_pids()[0];
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let took = wait_until("the GPU worker exits", Duration::from_secs(5), || {
+        !alive(pid)
+    });
+    eprintln!("GPU worker (and its memory) gone {took:?} after SIGKILL");
+}

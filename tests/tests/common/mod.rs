@@ -83,13 +83,19 @@ pub fn c_program(name: &str) -> PathBuf {
     exe
 }
 
-/// Runs `exe` through `rgpu run` on the embedded default server.
+/// Runs `exe` through `rgpu run` on the embedded server. The programs' expectations are the
+/// CPU device's (its name, compute capability 7.5, …), so the embedded server uses the CPU device
+/// even on a machine with a GPU, unless `RGPU_TEST_DEVICE` says otherwise.
 pub fn rgpu_run(exe: &Path, args: &[&str]) -> Output {
     let _ = shim();
     Command::new(rgpu())
         .args(["run", "--"])
         .arg(exe)
         .args(args)
+        .env(
+            "RGPU_DEVICE",
+            std::env::var("RGPU_TEST_DEVICE").unwrap_or_else(|_| "cpu".into()),
+        )
         .env("RGPU_LOG", "warn")
         .output()
         .expect("running rgpu")
