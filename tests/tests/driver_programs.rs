@@ -110,3 +110,8 @@ fn big_copies_both_paths() {
     assert!(out.status.success(), "{}", common::show(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("big_copies: PASSED"));
 }
+
+#[test]
+fn stream_capture_queries_report_no_capture() {
+    run_program("capture_queries");
+}

@@ -178,7 +178,7 @@ static KNOWN_STREAMS: LazyLock<StreamSet> = LazyLock::new(Default::default);
 
 /// A launch on an unknown stream handle fails at once, as with the driver: the first launch on
 /// each stream asks the server about it (later ones are pipelined without asking).
-fn check_stream(stream: u64) -> CuResult<()> {
+pub(crate) fn check_stream(stream: u64) -> CuResult<()> {
     if stream <= 2 {
         return Ok(());
     }

@@ -1,5 +1,6 @@
 //! Hand-written exports (`custom` in `protocol/api/driver.api`), by API area.
 
+mod capture;
 mod context;
 pub(crate) mod copy;
 mod dark;
@@ -11,6 +12,7 @@ mod memory;
 mod module;
 mod pointer;
 
+pub use capture::*;
 pub use context::*;
 pub use copy::*;
 pub use dark::*;

@@ -3529,6 +3529,184 @@ pub unsafe extern "C" fn cuStreamAddCallback_ptsz(
     })
 }
 
+/// Hand-written: `crate::custom::cu_stream_is_capturing`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamIsCapturing(stream: *mut c_void, status: *mut u32) -> CUresult {
+    rt::trace_args("cuStreamIsCapturing", || {
+        format!("stream={:?}, status={:?}", stream, status)
+    });
+    rt::export("cuStreamIsCapturing", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_stream_is_capturing(stream, status) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_is_capturing`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamIsCapturing_ptsz(
+    stream: *mut c_void,
+    status: *mut u32,
+) -> CUresult {
+    rt::trace_args("cuStreamIsCapturing_ptsz", || {
+        format!("stream={:?}, status={:?}", stream, status)
+    });
+    rt::export("cuStreamIsCapturing_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_stream_is_capturing(stream, status) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_get_capture_info`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamGetCaptureInfo(
+    stream: *mut c_void,
+    status: *mut u32,
+    id: *mut u64,
+) -> CUresult {
+    rt::trace_args("cuStreamGetCaptureInfo", || {
+        format!("stream={:?}, status={:?}, id={:?}", stream, status, id)
+    });
+    rt::export("cuStreamGetCaptureInfo", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_stream_get_capture_info(stream, status, id) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_get_capture_info`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamGetCaptureInfo_ptsz(
+    stream: *mut c_void,
+    status: *mut u32,
+    id: *mut u64,
+) -> CUresult {
+    rt::trace_args("cuStreamGetCaptureInfo_ptsz", || {
+        format!("stream={:?}, status={:?}, id={:?}", stream, status, id)
+    });
+    rt::export("cuStreamGetCaptureInfo_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe { crate::custom::cu_stream_get_capture_info(stream, status, id) }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_get_capture_info_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamGetCaptureInfo_v2(
+    stream: *mut c_void,
+    status: *mut u32,
+    id: *mut u64,
+    graph: *mut *mut c_void,
+    deps: *mut *const c_void,
+    num_deps: *mut usize,
+) -> CUresult {
+    rt::trace_args("cuStreamGetCaptureInfo_v2", || {
+        format!(
+            "stream={:?}, status={:?}, id={:?}, graph={:?}, deps={:?}, num_deps={:?}",
+            stream, status, id, graph, deps, num_deps
+        )
+    });
+    rt::export("cuStreamGetCaptureInfo_v2", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_stream_get_capture_info_v2(stream, status, id, graph, deps, num_deps)
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_get_capture_info_v2`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamGetCaptureInfo_v2_ptsz(
+    stream: *mut c_void,
+    status: *mut u32,
+    id: *mut u64,
+    graph: *mut *mut c_void,
+    deps: *mut *const c_void,
+    num_deps: *mut usize,
+) -> CUresult {
+    rt::trace_args("cuStreamGetCaptureInfo_v2_ptsz", || {
+        format!(
+            "stream={:?}, status={:?}, id={:?}, graph={:?}, deps={:?}, num_deps={:?}",
+            stream, status, id, graph, deps, num_deps
+        )
+    });
+    rt::export("cuStreamGetCaptureInfo_v2_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_stream_get_capture_info_v2(stream, status, id, graph, deps, num_deps)
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_get_capture_info_v3`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamGetCaptureInfo_v3(
+    stream: *mut c_void,
+    status: *mut u32,
+    id: *mut u64,
+    graph: *mut *mut c_void,
+    deps: *mut *const c_void,
+    edges: *mut *const c_void,
+    num_deps: *mut usize,
+) -> CUresult {
+    rt::trace_args("cuStreamGetCaptureInfo_v3", || {
+        format!(
+            "stream={:?}, status={:?}, id={:?}, graph={:?}, deps={:?}, edges={:?}, num_deps={:?}",
+            stream, status, id, graph, deps, edges, num_deps
+        )
+    });
+    rt::export("cuStreamGetCaptureInfo_v3", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_stream_get_capture_info_v3(
+                stream, status, id, graph, deps, edges, num_deps,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_stream_get_capture_info_v3`.
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamGetCaptureInfo_v3_ptsz(
+    stream: *mut c_void,
+    status: *mut u32,
+    id: *mut u64,
+    graph: *mut *mut c_void,
+    deps: *mut *const c_void,
+    edges: *mut *const c_void,
+    num_deps: *mut usize,
+) -> CUresult {
+    rt::trace_args("cuStreamGetCaptureInfo_v3_ptsz", || {
+        format!(
+            "stream={:?}, status={:?}, id={:?}, graph={:?}, deps={:?}, edges={:?}, num_deps={:?}",
+            stream, status, id, graph, deps, edges, num_deps
+        )
+    });
+    rt::export("cuStreamGetCaptureInfo_v3_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_stream_get_capture_info_v3(
+                stream, status, id, graph, deps, edges, num_deps,
+            )
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_thread_exchange_stream_capture_mode`.
+#[no_mangle]
+pub unsafe extern "C" fn cuThreadExchangeStreamCaptureMode(mode: *mut u32) -> CUresult {
+    rt::trace_args("cuThreadExchangeStreamCaptureMode", || {
+        format!("mode={:?}", mode)
+    });
+    rt::export(
+        "cuThreadExchangeStreamCaptureMode",
+        true,
+        false,
+        move || {
+            // SAFETY: same contract as the C function; forwarded unchanged.
+            unsafe { crate::custom::cu_thread_exchange_stream_capture_mode(mode) }
+        },
+    )
+}
+
 /// Hand-written: `crate::custom::cu_pointer_get_attribute`.
 #[no_mangle]
 pub unsafe extern "C" fn cuPointerGetAttribute(
@@ -6080,42 +6258,6 @@ pub extern "C" fn cuStreamGetAttribute_ptsz() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuStreamGetCaptureInfo() -> CUresult {
-    rt::not_supported("cuStreamGetCaptureInfo")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamGetCaptureInfo_ptsz() -> CUresult {
-    rt::not_supported("cuStreamGetCaptureInfo_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamGetCaptureInfo_v2() -> CUresult {
-    rt::not_supported("cuStreamGetCaptureInfo_v2")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamGetCaptureInfo_v2_ptsz() -> CUresult {
-    rt::not_supported("cuStreamGetCaptureInfo_v2_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamGetCaptureInfo_v3() -> CUresult {
-    rt::not_supported("cuStreamGetCaptureInfo_v3")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamGetCaptureInfo_v3_ptsz() -> CUresult {
-    rt::not_supported("cuStreamGetCaptureInfo_v3_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuStreamGetCtx_v2() -> CUresult {
     rt::not_supported("cuStreamGetCtx_v2")
 }
@@ -6142,18 +6284,6 @@ pub extern "C" fn cuStreamGetDevResource_ptsz() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuStreamGetGreenCtx() -> CUresult {
     rt::not_supported("cuStreamGetGreenCtx")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamIsCapturing() -> CUresult {
-    rt::not_supported("cuStreamIsCapturing")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuStreamIsCapturing_ptsz() -> CUresult {
-    rt::not_supported("cuStreamIsCapturing_ptsz")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -6562,12 +6692,6 @@ pub extern "C" fn cuTexRefSetMipmapLevelClamp() -> CUresult {
 #[no_mangle]
 pub extern "C" fn cuTexRefSetMipmappedArray() -> CUresult {
     rt::not_supported("cuTexRefSetMipmappedArray")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuThreadExchangeStreamCaptureMode() -> CUresult {
-    rt::not_supported("cuThreadExchangeStreamCaptureMode")
 }
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
@@ -7534,6 +7658,12 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuStreamCreate"
             | "cuStreamCreateWithPriority"
             | "cuStreamDestroy_v2"
+            | "cuStreamGetCaptureInfo"
+            | "cuStreamGetCaptureInfo_ptsz"
+            | "cuStreamGetCaptureInfo_v2"
+            | "cuStreamGetCaptureInfo_v2_ptsz"
+            | "cuStreamGetCaptureInfo_v3"
+            | "cuStreamGetCaptureInfo_v3_ptsz"
             | "cuStreamGetCtx"
             | "cuStreamGetCtx_ptsz"
             | "cuStreamGetDevice"
@@ -7544,12 +7674,15 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuStreamGetId_ptsz"
             | "cuStreamGetPriority"
             | "cuStreamGetPriority_ptsz"
+            | "cuStreamIsCapturing"
+            | "cuStreamIsCapturing_ptsz"
             | "cuStreamQuery"
             | "cuStreamQuery_ptsz"
             | "cuStreamSynchronize"
             | "cuStreamSynchronize_ptsz"
             | "cuStreamWaitEvent"
             | "cuStreamWaitEvent_ptsz"
+            | "cuThreadExchangeStreamCaptureMode"
     )
 }
 
