@@ -249,5 +249,40 @@ fn test() -> Result<()> {
     ]))?;
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
-        .env("RGPU_CUDA_HOME", &home))
+        .env("RGPU_CUDA_HOME", &home))?;
+    // The GPU check script runs on GPU machines only; a short dry run on the CPU device keeps it
+    // working (argument handling, corpus build, server start, comparison, report).
+    let out = tempfile_dir("gpu-check")?;
+    run(Command::new("bash")
+        .arg(root().join("bench/gpu-check.sh"))
+        .args([
+            "--bin",
+            "target/debug",
+            "--device",
+            "cpu",
+            "--no-native",
+            "--budget",
+            "120",
+        ])
+        .args([
+            "--only",
+            "^(vector_add|launch_vadd.ptx|device_printf)$",
+            "--out",
+        ])
+        .arg(&out)
+        .env("NVCC", home.join("bin/nvcc"))
+        .current_dir(root()))?;
+    let report = std::fs::read_to_string(out.join("gpu-check.md"))?;
+    if !report.contains("**3 pass**") {
+        bail!("bench/gpu-check.sh dry run did not pass its 3 programs:\n{report}");
+    }
+    Ok(())
+}
+
+/// A fresh directory under target/ for a step's output.
+fn tempfile_dir(name: &str) -> Result<PathBuf> {
+    let d = root().join("target").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }
