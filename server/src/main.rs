@@ -69,6 +69,15 @@ enum Cmd {
         /// Device memory one session may hold, e.g. 2G (default: no limit).
         #[arg(long, value_parser = parse_size)]
         session_memory: Option<u64>,
+        /// Streams one session may have at once.
+        #[arg(long, default_value_t = 4096)]
+        max_streams: usize,
+        /// Events one session may have at once.
+        #[arg(long, default_value_t = 65536)]
+        max_events: usize,
+        /// Modules (and libraries) one session may have loaded at once.
+        #[arg(long, default_value_t = 4096)]
+        max_modules: usize,
         /// Devices that serve one session at a time: `all`, `none`, or indices such as `0,2`.
         #[arg(long, default_value = "none", env = "RGPU_EXCLUSIVE")]
         exclusive: server::Exclusive,
@@ -185,6 +194,9 @@ fn run(cli: Cli) -> Result<i32> {
             session_memory,
             exclusive,
             exclusive_wait,
+            max_streams,
+            max_events,
+            max_modules,
             shutdown_grace,
             dev,
         } => {
@@ -196,6 +208,11 @@ fn run(cli: Cli) -> Result<i32> {
             cfg.max_sessions = max_sessions.max(1);
             cfg.session_memory = session_memory;
             cfg.exclusive = exclusive;
+            cfg.limits = rgpu_server::session::Limits {
+                streams: max_streams.max(1),
+                events: max_events.max(1),
+                modules: max_modules.max(1),
+            };
             cfg.exclusive_wait = Duration::from_secs_f64(exclusive_wait.clamp(0.0, 86400.0));
             let rt = runtime()?;
             rt.block_on(async {

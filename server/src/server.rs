@@ -59,6 +59,8 @@ pub struct ServerConfig {
     /// The program run as `PROGRAM worker` for each session in process isolation (the `rgpu`
     /// binary); without it sessions run inside the server.
     pub worker_exe: Option<PathBuf>,
+    /// Limits on each session's streams, events and modules.
+    pub limits: crate::session::Limits,
     /// Devices that serve one session at a time.
     pub exclusive: Exclusive,
     /// How long a session waits for an exclusive device held by another before it is refused.
@@ -149,6 +151,7 @@ impl ServerConfig {
             worker_exe: None,
             seed: String::new(),
             exclusive: Exclusive::None,
+            limits: crate::session::Limits::default(),
             exclusive_wait: Duration::ZERO,
             idle_timeout: Duration::from_secs(3),
             max_frame: wire::DEFAULT_MAX_FRAME,
@@ -661,6 +664,7 @@ async fn serve_connection(
         local,
         max_frame: cfg.max_frame,
         devices: visible,
+        limits: cfg.limits,
     };
     let who = format!("client pid {} on {} from {remote}", hello.pid, hello.host);
     // A client process on this machine is watched directly: when it dies (even by SIGKILL) its
@@ -766,6 +770,8 @@ pub struct SessionSpec {
     pub max_frame: u32,
     /// The server's devices this session sees (indices into the server's list, in order).
     pub devices: Vec<usize>,
+    /// Limits on streams, events and modules.
+    pub limits: crate::session::Limits,
 }
 
 /// A notify callback that sends output frames into `tx`.
@@ -785,6 +791,7 @@ pub(crate) fn new_session(
         Devices::Cpu(d) => {
             let s = Session::with_notify(spec.id, d, notify);
             s.set_memory_quota(spec.quota);
+            s.set_limits(spec.limits);
             s.set_local(spec.local);
             (Arc::new(s), crate::session::DRIVER_VERSION)
         }
@@ -792,6 +799,7 @@ pub(crate) fn new_session(
             let s = GpuSession::new(spec.id, &ords, notify)
                 .map_err(|e| format!("the server's GPUs are unavailable: {e}"))?;
             s.set_memory_quota(spec.quota);
+            s.set_limits(spec.limits);
             s.set_local(spec.local);
             let v = s.driver_version();
             (Arc::new(s), v)

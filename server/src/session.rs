@@ -85,6 +85,28 @@ struct State {
     functions: HashMap<u64, kernels::Function>,
 }
 
+/// Per-session limits on driver objects (beyond the memory quota). Creating one more fails with
+/// `CUDA_ERROR_OUT_OF_MEMORY`, as the driver does when it runs out of resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// Streams alive at once.
+    pub streams: usize,
+    /// Events alive at once.
+    pub events: usize,
+    /// Modules and libraries loaded at once.
+    pub modules: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            streams: 4096,
+            events: 65536,
+            modules: 4096,
+        }
+    }
+}
+
 /// What the connection loop needs from a session, whatever device backs it.
 pub trait Backend: Handler<Cx = Cx> + Send + Sync {
     /// Session id (logs).
@@ -151,6 +173,8 @@ pub struct Session {
     deferred: Mutex<HashMap<u64, CuError>>,
     /// Device memory this session may hold, if limited.
     quota: Mutex<Option<u64>>,
+    /// Limits on streams, events and modules.
+    limits: Mutex<Limits>,
     /// Whether the client connected from this machine (enables the shared-memory bulk path).
     local: std::sync::atomic::AtomicBool,
     /// The client's shared-memory segment, once attached: (address, size).
@@ -172,6 +196,7 @@ impl Session {
             notify,
             deferred: Mutex::new(HashMap::new()),
             quota: Mutex::new(None),
+            limits: Mutex::new(Limits::default()),
             local: std::sync::atomic::AtomicBool::new(false),
             shm: Mutex::new(None),
         }
@@ -195,6 +220,15 @@ impl Session {
     /// Limits the device memory this session may hold (`None`: no limit).
     pub fn set_memory_quota(&self, q: Option<u64>) {
         *self.quota.lock().unwrap_or_else(|e| e.into_inner()) = q;
+    }
+
+    /// Sets the limits on streams, events and modules.
+    pub fn set_limits(&self, l: Limits) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = l;
+    }
+
+    fn limits(&self) -> Limits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes of device memory this session holds.
@@ -1663,6 +1697,9 @@ impl Handler for Session {
         }
         let mut st = self.st();
         self.ctx(&st, cx)?;
+        if st.streams.len() >= self.limits().streams {
+            return Err(CuError::OUT_OF_MEMORY);
+        }
         let h = new_handle();
         st.streams.insert(
             h,
@@ -1770,6 +1807,9 @@ impl Handler for Session {
         }
         let mut st = self.st();
         self.ctx(&st, cx)?;
+        if st.events.len() >= self.limits().events {
+            return Err(CuError::OUT_OF_MEMORY);
+        }
         let h = new_handle();
         st.events.insert(
             h,

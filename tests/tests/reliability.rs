@@ -76,6 +76,57 @@ fn per_session_memory_quota() {
 }
 
 #[test]
+fn per_session_limits_on_streams_events_and_modules() {
+    let t = start(|c| {
+        c.limits = rgpu_server::session::Limits {
+            streams: 2,
+            events: 1,
+            modules: 1,
+        }
+    });
+    let c = Client::connect(ClientConfig::new(t.srv.connection.clone())).unwrap();
+    let h = primary(&c);
+    let oom = ClientError::Cuda(rgpu_protocol::error::CuError::OUT_OF_MEMORY);
+    let stream = || c.call(h, &Request::StreamCreate(StreamCreateReq { flags: 0 }));
+    let Reply::StreamCreate(s1) = stream().unwrap() else {
+        panic!()
+    };
+    stream().unwrap();
+    assert_eq!(stream().unwrap_err(), oom);
+    c.call(
+        h,
+        &Request::StreamDestroy(StreamDestroyReq { stream: s1.stream }),
+    )
+    .unwrap();
+    stream().expect("a destroyed stream frees its place");
+    let event = || c.call(h, &Request::EventCreate(EventCreateReq { flags: 0 }));
+    event().unwrap();
+    assert_eq!(event().unwrap_err(), oom);
+    let ptx = b".version 8.0\n.target sm_75\n.address_size 64\n.visible .entry k()\n{\n ret;\n}\n"
+        .to_vec();
+    let load = |img: &[u8]| {
+        let Reply::ModuleLoad(r) = c
+            .call(
+                h,
+                &Request::ModuleLoad(ModuleLoadReq {
+                    hash: rgpu_protocol::image::content_hash(img),
+                    image: img.to_vec(),
+                    library: false,
+                }),
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        r
+    };
+    assert_eq!(load(&ptx).error, 0);
+    let second = load(&ptx);
+    assert_eq!(second.error, 2, "CUDA_ERROR_OUT_OF_MEMORY: {}", second.log);
+    assert!(second.log.contains("limit"), "{}", second.log);
+}
+
+#[test]
 fn session_limit_refuses_with_a_clear_message() {
     let t = start(|c| c.max_sessions = 1);
     let first = Client::connect(ClientConfig::new(t.srv.connection.clone())).unwrap();

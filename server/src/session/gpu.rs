@@ -7,7 +7,7 @@
 //! of a module it loaded. Kernels are not checked (a GPU cannot be), but they run in the
 //! session's own contexts, whose address spaces hold only the session's memory.
 
-use super::{new_handle, Cx, Notify};
+use super::{new_handle, Cx, Limits, Notify};
 use crate::device::gpu::{self, drv, GpuInfo, H};
 use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::image;
@@ -99,6 +99,7 @@ pub struct GpuSession {
     st: Mutex<State>,
     deferred: Mutex<HashMap<u64, CuError>>,
     quota: Mutex<Option<u64>>,
+    limits: Mutex<Limits>,
     shm: Mutex<Option<(usize, usize)>>,
     local: std::sync::atomic::AtomicBool,
     #[allow(dead_code)]
@@ -129,6 +130,7 @@ impl GpuSession {
             st: Mutex::new(State::default()),
             deferred: Mutex::new(HashMap::new()),
             quota: Mutex::new(None),
+            limits: Mutex::new(Limits::default()),
             shm: Mutex::new(None),
             local: std::sync::atomic::AtomicBool::new(false),
             notify,
@@ -143,6 +145,23 @@ impl GpuSession {
     /// Limits the device memory this session may hold.
     pub fn set_memory_quota(&self, q: Option<u64>) {
         *lock(&self.quota) = q;
+    }
+
+    /// Sets the limits on streams, events and modules.
+    pub fn set_limits(&self, l: Limits) {
+        *lock(&self.limits) = l;
+    }
+
+    /// Fails when the session already holds `limit(limits)` objects counted by `count(state)`.
+    fn within(
+        &self,
+        count: impl Fn(&State) -> usize,
+        limit: impl Fn(&Limits) -> usize,
+    ) -> CuResult<()> {
+        if count(&self.st()) >= limit(&lock(&self.limits)) {
+            return Err(CuError::OUT_OF_MEMORY);
+        }
+        Ok(())
     }
 
     /// Marks the client as connected from this machine.
@@ -1265,6 +1284,7 @@ impl Handler for GpuSession {
     }
 
     fn stream_create(&self, cx: &Cx, req: StreamCreateReq) -> CuResult<StreamCreateRep> {
+        self.within(|s| s.streams.len(), |l| l.streams)?;
         self.bind(cx.ctx)?;
         let mut s: H = 0;
         // SAFETY: valid out-pointer; a bound context of this session.
@@ -1285,6 +1305,7 @@ impl Handler for GpuSession {
         cx: &Cx,
         req: StreamCreateWithPriorityReq,
     ) -> CuResult<StreamCreateWithPriorityRep> {
+        self.within(|s| s.streams.len(), |l| l.streams)?;
         self.bind(cx.ctx)?;
         let mut s: H = 0;
         // SAFETY: valid out-pointer; a bound context of this session.
@@ -1394,6 +1415,7 @@ impl Handler for GpuSession {
     }
 
     fn event_create(&self, cx: &Cx, req: EventCreateReq) -> CuResult<EventCreateRep> {
+        self.within(|s| s.events.len(), |l| l.events)?;
         self.bind(cx.ctx)?;
         let mut e: H = 0;
         // SAFETY: valid out-pointer; a bound context of this session.
@@ -1474,6 +1496,13 @@ impl Handler for GpuSession {
     }
 
     fn module_load(&self, _cx: &Cx, req: ModuleLoadReq) -> CuResult<ModuleLoadRep> {
+        if let Err(e) = self.within(|s| s.modules.len(), |l| l.modules) {
+            return Ok(ModuleLoadRep {
+                module: 0,
+                error: e.raw(),
+                log: "this session already holds its limit of modules".into(),
+            });
+        }
         let img = if req.image.is_empty() {
             match lock(&IMAGES).0.get(&req.hash) {
                 Some(i) => i.clone(),

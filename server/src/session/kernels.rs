@@ -144,6 +144,13 @@ impl Session {
     }
 
     pub(super) fn k_module_load(&self, cx: &Cx, req: ModuleLoadReq) -> CuResult<ModuleLoadRep> {
+        let limit = self.limits().modules;
+        if self.st().modules.len() >= limit {
+            return failed(
+                CuError::OUT_OF_MEMORY,
+                format!("this session already holds its limit of {limit} modules"),
+            );
+        }
         // A library is context-independent, and so is a module loaded with no context current
         // (cudart 13 loads its fatbin before making a context current): it belongs to the
         // session and survives context destruction and reset.
