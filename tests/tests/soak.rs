@@ -62,7 +62,13 @@ fn many_clients_copy_and_launch_without_errors_or_leaks() {
     let conn = dir.path().join("conn.json");
     let mut server = Command::new(common::rgpu())
         .args(["server", "--listen", "127.0.0.1:0", "--device", "cpu"])
-        .args(["--cpu-memory", "2G", "--isolation", &isolation, "--state-dir"])
+        .args([
+            "--cpu-memory",
+            "2G",
+            "--isolation",
+            &isolation,
+            "--state-dir",
+        ])
         .arg(dir.path().join("state"))
         .arg("--connection-file")
         .arg(&conn)
@@ -71,7 +77,10 @@ fn many_clients_copy_and_launch_without_errors_or_leaks() {
         .unwrap();
     let t0 = Instant::now();
     while !conn.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "server did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -102,7 +111,11 @@ fn many_clients_copy_and_launch_without_errors_or_leaks() {
     let mut iterations = vec![];
     for c in run(clients, seconds) {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "a soak client failed\n{}", common::show(&out));
+        assert!(
+            out.status.success(),
+            "a soak client failed\n{}",
+            common::show(&out)
+        );
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(text.contains("soak: PASSED"), "{}", common::show(&out));
         let n: u64 = text
@@ -125,7 +138,10 @@ fn many_clients_copy_and_launch_without_errors_or_leaks() {
          (per client min {min}, median {median}, max {max})"
     );
     // Fair progress: nobody starves.
-    assert!(min > 0 && min * 5 >= median, "unfair progress: {iterations:?}");
+    assert!(
+        min > 0 && min * 5 >= median,
+        "unfair progress: {iterations:?}"
+    );
 
     // Everything released: device memory exactly, server memory within allocator slack.
     let t1 = Instant::now();
