@@ -7,6 +7,7 @@
 pub mod client;
 pub mod connfile;
 pub mod error;
+pub mod fuzzing;
 mod generated;
 pub mod image;
 pub mod transport;

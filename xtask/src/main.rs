@@ -4,7 +4,8 @@
 //! `cargo xtask import-header [INCLUDE_DIR]` refreshes the facts taken from the pinned `cuda.h`;
 //! `cargo xtask setup-cuda` installs the pinned CUDA compiler wheels into `.cuda/venv`;
 //! `cargo xtask demo` builds everything and runs a CUDA program through the shim;
-//! `cargo xtask test` runs the whole test suite (what CI runs).
+//! `cargo xtask test` runs the whole test suite (what CI runs);
+//! `cargo xtask fuzz [SECONDS]` runs every fuzz target of `protocol/fuzz` for SECONDS (default 60).
 //! This crate is a development tool: no product crate depends on it.
 
 mod emit;
@@ -40,9 +41,15 @@ fn main() -> Result<()> {
         Some("setup-cuda") => setup_cuda().map(|p| println!("{}", p.display())),
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("fuzz") => fuzz(
+            args.get(1)
+                .map(|s| s.parse().context("SECONDS must be a number"))
+                .transpose()?
+                .unwrap_or(60),
+        ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <codegen [--check] | import-header [INCLUDE_DIR] | setup-cuda | demo | test>"
+                "usage: cargo xtask <codegen [--check] | import-header [INCLUDE_DIR] | setup-cuda | demo | test | fuzz [SECONDS]>"
             );
             std::process::exit(2)
         }
@@ -276,7 +283,74 @@ fn test() -> Result<()> {
     if !report.contains("**3 pass**") {
         bail!("bench/gpu-check.sh dry run did not pass its 3 programs:\n{report}");
     }
+    // Every decoder of untrusted bytes, fuzzed for a bounded time.
+    fuzz(20)
+}
+
+const FUZZ_TARGETS: &[&str] = &[
+    "call_frame",
+    "reply_frame",
+    "handshake",
+    "connection_file",
+    "module_image",
+    "ptx",
+];
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// Runs each fuzz target for `seconds` from a copy of its kept corpus. A crash fails the step;
+/// libFuzzer leaves the reproducer in `protocol/fuzz/artifacts/<target>/` (keep it: the corpus
+/// replay test runs it on every build once it is fixed).
+fn fuzz(seconds: u64) -> Result<()> {
+    let has = Command::new(cargo_bin("cargo-fuzz"))
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION))
+        .unwrap_or(false);
+    if !has {
+        run(cargo().args([
+            "install",
+            "--locked",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ]))?;
+    }
+    let dir = root().join("protocol");
+    // cargo fuzz needs sanitizer flags that stable rustc accepts only as a bootstrap compiler.
+    let fuzz_cmd = || {
+        let mut c = cargo();
+        c.arg("fuzz").current_dir(&dir).env("RUSTC_BOOTSTRAP", "1");
+        c
+    };
+    run(fuzz_cmd().args(["build", "-O"]))?;
+    let work = tempfile_dir("fuzz-corpus")?;
+    for t in FUZZ_TARGETS {
+        let corpus = work.join(t);
+        std::fs::create_dir_all(&corpus)?;
+        for e in std::fs::read_dir(dir.join("fuzz/corpus").join(t))?.flatten() {
+            std::fs::copy(e.path(), corpus.join(e.file_name()))?;
+        }
+        eprintln!("fuzzing {t} for {seconds} s");
+        run(fuzz_cmd().args(["run", "-O", t]).arg(&corpus).args([
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-rss_limit_mb=2048",
+            "-print_final_stats=1",
+        ]))
+        .with_context(|| {
+            format!("fuzz target {t} found a crash (see protocol/fuzz/artifacts/{t})")
+        })?;
+    }
     Ok(())
+}
+
+/// A cargo-installed binary, by name.
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    home.join("bin").join(name)
 }
 
 /// A fresh directory under target/ for a step's output.
