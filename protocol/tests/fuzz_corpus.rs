@@ -41,7 +41,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// Call frames without their length prefix, as the server's decoder sees them.
 fn seed_calls() -> Vec<Vec<u8>> {
-    let reqs = vec![
+    let reqs = [
         Request::Init(InitReq { flags: 0 }),
         Request::MemAlloc(MemAllocReq { bytesize: 4096 }),
         Request::MemcpyHtoD(MemcpyHtoDReq {
@@ -97,7 +97,7 @@ fn seed_calls() -> Vec<Vec<u8>> {
 }
 
 fn seed_replies() -> Vec<Vec<u8>> {
-    let reps = vec![
+    let reps = [
         Reply::Init(InitRep {
             driver_version: 13050,
         }),
