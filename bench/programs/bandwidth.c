@@ -100,5 +100,19 @@ int main(int argc, char **argv) {
         if (t2 - t1 < best_d2h) best_d2h = t2 - t1;
     }
     printf("%zu MiB pageable HtoD %.2f GB/s, DtoH %.2f GB/s\n", mib, n / best_h2d / 1e9, n / best_d2h / 1e9);
+    /* Stream work a program issues without waiting: async memsets and event records. */
+    CUstream s;
+    CUevent e;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    CHECK(cuEventCreate(&e, CU_EVENT_DISABLE_TIMING));
+    int ops = 20000;
+    double t0 = now();
+    for (int i = 0; i < ops / 2; i++) {
+        CHECK(cuMemsetD32Async(d, (unsigned)i, 1, s));
+        CHECK(cuEventRecord(e, s));
+    }
+    CHECK(cuStreamSynchronize(s));
+    double t1 = now();
+    printf("async memset + event record: %.0f calls/s (%d calls)\n", ops / (t1 - t0), ops);
     return 0;
 }

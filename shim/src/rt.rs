@@ -300,6 +300,7 @@ pub fn call(req: Request) -> CuResult<Reply> {
 /// Sends a request without waiting for a reply (pipelined). The server reports a failure at this
 /// thread's next call that waits.
 pub fn call_async(req: Request) -> CuResult<()> {
+    crate::custom::precheck(&req)?;
     let client = client()?;
     let hdr = CallHeader {
         flags: if PTDS.with(|p| p.get()) {

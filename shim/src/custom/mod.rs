@@ -10,6 +10,7 @@ mod init;
 mod launch;
 mod memory;
 mod module;
+mod pipeline;
 mod pointer;
 
 pub use capture::*;
@@ -22,4 +23,5 @@ pub use init::*;
 pub use launch::*;
 pub use memory::*;
 pub use module::*;
+pub use pipeline::precheck;
 pub use pointer::*;

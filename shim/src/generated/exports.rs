@@ -590,9 +590,7 @@ pub unsafe extern "C" fn cuMemcpyDtoDAsync_v2(
             byte_count: byte_count as u64,
             stream: stream as u64,
         };
-        let Reply::MemcpyDtoDAsync(_rep) = rt::call(Request::MemcpyDtoDAsync(req))? else {
-            return Err(rt::mismatch("cuMemcpyDtoDAsync_v2"));
-        };
+        rt::call_async(Request::MemcpyDtoDAsync(req))?;
         Ok(())
     })
 }
@@ -612,9 +610,7 @@ pub unsafe extern "C" fn cuMemcpyDtoDAsync_v2_ptsz(
             byte_count: byte_count as u64,
             stream: stream as u64,
         };
-        let Reply::MemcpyDtoDAsync(_rep) = rt::call(Request::MemcpyDtoDAsync(req))? else {
-            return Err(rt::mismatch("cuMemcpyDtoDAsync_v2_ptsz"));
-        };
+        rt::call_async(Request::MemcpyDtoDAsync(req))?;
         Ok(())
     })
 }
@@ -730,9 +726,7 @@ pub unsafe extern "C" fn cuMemsetD8Async(
             count: count as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD8Async(_rep) = rt::call(Request::MemsetD8Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD8Async"));
-        };
+        rt::call_async(Request::MemsetD8Async(req))?;
         Ok(())
     })
 }
@@ -752,9 +746,7 @@ pub unsafe extern "C" fn cuMemsetD8Async_ptsz(
             count: count as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD8Async(_rep) = rt::call(Request::MemsetD8Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD8Async_ptsz"));
-        };
+        rt::call_async(Request::MemsetD8Async(req))?;
         Ok(())
     })
 }
@@ -774,9 +766,7 @@ pub unsafe extern "C" fn cuMemsetD16Async(
             count: count as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD16Async(_rep) = rt::call(Request::MemsetD16Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD16Async"));
-        };
+        rt::call_async(Request::MemsetD16Async(req))?;
         Ok(())
     })
 }
@@ -796,9 +786,7 @@ pub unsafe extern "C" fn cuMemsetD16Async_ptsz(
             count: count as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD16Async(_rep) = rt::call(Request::MemsetD16Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD16Async_ptsz"));
-        };
+        rt::call_async(Request::MemsetD16Async(req))?;
         Ok(())
     })
 }
@@ -818,9 +806,7 @@ pub unsafe extern "C" fn cuMemsetD32Async(
             count: count as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD32Async(_rep) = rt::call(Request::MemsetD32Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD32Async"));
-        };
+        rt::call_async(Request::MemsetD32Async(req))?;
         Ok(())
     })
 }
@@ -840,9 +826,7 @@ pub unsafe extern "C" fn cuMemsetD32Async_ptsz(
             count: count as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD32Async(_rep) = rt::call(Request::MemsetD32Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD32Async_ptsz"));
-        };
+        rt::call_async(Request::MemsetD32Async(req))?;
         Ok(())
     })
 }
@@ -1010,9 +994,7 @@ pub unsafe extern "C" fn cuMemsetD2D8Async(
             height: height as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD2D8Async(_rep) = rt::call(Request::MemsetD2D8Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD2D8Async"));
-        };
+        rt::call_async(Request::MemsetD2D8Async(req))?;
         Ok(())
     })
 }
@@ -1036,9 +1018,7 @@ pub unsafe extern "C" fn cuMemsetD2D8Async_ptsz(
             height: height as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD2D8Async(_rep) = rt::call(Request::MemsetD2D8Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD2D8Async_ptsz"));
-        };
+        rt::call_async(Request::MemsetD2D8Async(req))?;
         Ok(())
     })
 }
@@ -1062,9 +1042,7 @@ pub unsafe extern "C" fn cuMemsetD2D16Async(
             height: height as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD2D16Async(_rep) = rt::call(Request::MemsetD2D16Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD2D16Async"));
-        };
+        rt::call_async(Request::MemsetD2D16Async(req))?;
         Ok(())
     })
 }
@@ -1088,9 +1066,7 @@ pub unsafe extern "C" fn cuMemsetD2D16Async_ptsz(
             height: height as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD2D16Async(_rep) = rt::call(Request::MemsetD2D16Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD2D16Async_ptsz"));
-        };
+        rt::call_async(Request::MemsetD2D16Async(req))?;
         Ok(())
     })
 }
@@ -1114,9 +1090,7 @@ pub unsafe extern "C" fn cuMemsetD2D32Async(
             height: height as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD2D32Async(_rep) = rt::call(Request::MemsetD2D32Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD2D32Async"));
-        };
+        rt::call_async(Request::MemsetD2D32Async(req))?;
         Ok(())
     })
 }
@@ -1140,9 +1114,7 @@ pub unsafe extern "C" fn cuMemsetD2D32Async_ptsz(
             height: height as u64,
             stream: stream as u64,
         };
-        let Reply::MemsetD2D32Async(_rep) = rt::call(Request::MemsetD2D32Async(req))? else {
-            return Err(rt::mismatch("cuMemsetD2D32Async_ptsz"));
-        };
+        rt::call_async(Request::MemsetD2D32Async(req))?;
         Ok(())
     })
 }
@@ -1270,9 +1242,7 @@ pub unsafe extern "C" fn cuStreamWaitEvent(
             event: event as u64,
             flags,
         };
-        let Reply::StreamWaitEvent(_rep) = rt::call(Request::StreamWaitEvent(req))? else {
-            return Err(rt::mismatch("cuStreamWaitEvent"));
-        };
+        rt::call_async(Request::StreamWaitEvent(req))?;
         Ok(())
     })
 }
@@ -1290,9 +1260,7 @@ pub unsafe extern "C" fn cuStreamWaitEvent_ptsz(
             event: event as u64,
             flags,
         };
-        let Reply::StreamWaitEvent(_rep) = rt::call(Request::StreamWaitEvent(req))? else {
-            return Err(rt::mismatch("cuStreamWaitEvent_ptsz"));
-        };
+        rt::call_async(Request::StreamWaitEvent(req))?;
         Ok(())
     })
 }
@@ -1532,9 +1500,7 @@ pub unsafe extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) 
             event: event as u64,
             stream: stream as u64,
         };
-        let Reply::EventRecord(_rep) = rt::call(Request::EventRecord(req))? else {
-            return Err(rt::mismatch("cuEventRecord"));
-        };
+        rt::call_async(Request::EventRecord(req))?;
         Ok(())
     })
 }
@@ -1547,9 +1513,7 @@ pub unsafe extern "C" fn cuEventRecord_ptsz(event: *mut c_void, stream: *mut c_v
             event: event as u64,
             stream: stream as u64,
         };
-        let Reply::EventRecord(_rep) = rt::call(Request::EventRecord(req))? else {
-            return Err(rt::mismatch("cuEventRecord_ptsz"));
-        };
+        rt::call_async(Request::EventRecord(req))?;
         Ok(())
     })
 }
@@ -1567,10 +1531,7 @@ pub unsafe extern "C" fn cuEventRecordWithFlags(
             stream: stream as u64,
             flags,
         };
-        let Reply::EventRecordWithFlags(_rep) = rt::call(Request::EventRecordWithFlags(req))?
-        else {
-            return Err(rt::mismatch("cuEventRecordWithFlags"));
-        };
+        rt::call_async(Request::EventRecordWithFlags(req))?;
         Ok(())
     })
 }
@@ -1588,10 +1549,7 @@ pub unsafe extern "C" fn cuEventRecordWithFlags_ptsz(
             stream: stream as u64,
             flags,
         };
-        let Reply::EventRecordWithFlags(_rep) = rt::call(Request::EventRecordWithFlags(req))?
-        else {
-            return Err(rt::mismatch("cuEventRecordWithFlags_ptsz"));
-        };
+        rt::call_async(Request::EventRecordWithFlags(req))?;
         Ok(())
     })
 }
