@@ -25,6 +25,9 @@ pub enum DeviceKind {
     Gpu,
     /// GPUs if present, else the CPU device.
     Auto,
+    /// The GPUs, and CPU devices beside them (a session uses one kind or the other).
+    #[value(name = "gpu+cpu")]
+    GpuCpu,
 }
 
 /// Server settings.
@@ -127,7 +130,9 @@ impl ServerConfig {
     pub fn isolation_for(&self, devices: &Devices) -> Isolation {
         match (self.isolation, devices) {
             (Some(i), _) => i,
-            (None, Devices::Gpu(_)) if self.worker_exe.is_some() => Isolation::Process,
+            (None, Devices::Gpu(_) | Devices::Mixed { .. }) if self.worker_exe.is_some() => {
+                Isolation::Process
+            }
             (None, _) => Isolation::Thread,
         }
     }
@@ -271,6 +276,13 @@ pub enum Devices {
     Cpu(Arc<Vec<Arc<dyn Device>>>),
     /// GPUs of the loaded NVIDIA driver (driver ordinals).
     Gpu(Vec<i32>),
+    /// GPUs (server indices 0..G) and CPU devices after them (`--device gpu+cpu`).
+    Mixed {
+        /// Driver ordinals of the GPUs.
+        gpus: Vec<i32>,
+        /// The CPU devices.
+        cpus: Arc<Vec<Arc<dyn Device>>>,
+    },
 }
 
 impl Devices {
@@ -279,6 +291,7 @@ impl Devices {
         match self {
             Devices::Cpu(d) => d.len(),
             Devices::Gpu(g) => g.len(),
+            Devices::Mixed { gpus, cpus } => gpus.len() + cpus.len(),
         }
     }
 
@@ -287,39 +300,72 @@ impl Devices {
         self.len() == 0
     }
 
-    /// The devices at `indices`, in that order.
-    pub fn select(&self, indices: &[usize]) -> Devices {
+    /// What a client sees without `RGPU_VISIBLE_DEVICES`: everything, except that beside GPUs
+    /// the CPU devices are only used when asked for.
+    pub fn default_visible(&self) -> Vec<usize> {
         match self {
-            Devices::Cpu(d) => Devices::Cpu(Arc::new(
-                indices.iter().filter_map(|&i| d.get(i).cloned()).collect(),
-            )),
+            Devices::Mixed { gpus, .. } => (0..gpus.len()).collect(),
+            _ => (0..self.len()).collect(),
+        }
+    }
+
+    /// The devices at `indices`, in that order. One session uses one kind of device: GPUs and
+    /// CPU devices together are refused with the reason.
+    pub fn select(&self, indices: &[usize]) -> Result<Devices, String> {
+        let cpu = |d: &Arc<Vec<Arc<dyn Device>>>, idx: &mut dyn Iterator<Item = usize>| {
+            Devices::Cpu(Arc::new(idx.filter_map(|i| d.get(i).cloned()).collect()))
+        };
+        Ok(match self {
+            Devices::Cpu(d) => cpu(d, &mut indices.iter().copied()),
             Devices::Gpu(g) => {
                 Devices::Gpu(indices.iter().filter_map(|&i| g.get(i).copied()).collect())
             }
-        }
+            Devices::Mixed { gpus, cpus } => {
+                let n = gpus.len();
+                if indices.iter().all(|&i| i < n) {
+                    Devices::Gpu(
+                        indices
+                            .iter()
+                            .filter_map(|&i| gpus.get(i).copied())
+                            .collect(),
+                    )
+                } else if indices.iter().all(|&i| i >= n) {
+                    cpu(cpus, &mut indices.iter().map(|&i| i - n))
+                } else {
+                    return Err(format!(
+                        "the devices asked for mix GPUs (0..{n}) and CPU devices ({n}..): a \
+                         session uses one kind; choose with RGPU_VISIBLE_DEVICES"
+                    ));
+                }
+            }
+        })
     }
 
     /// Each device's UUID.
     pub fn uuids(&self) -> Vec<[u8; 16]> {
+        let gpu_uuid = |o: &i32| {
+            gpu::loaded()
+                .and_then(|d| d.gpus.iter().find(|x| x.ordinal == *o))
+                .map(|x| x.uuid)
+                .unwrap_or_default()
+        };
         match self {
             Devices::Cpu(d) => d.iter().map(|d| d.uuid()).collect(),
-            Devices::Gpu(g) => g
+            Devices::Gpu(g) => g.iter().map(gpu_uuid).collect(),
+            Devices::Mixed { gpus, cpus } => gpus
                 .iter()
-                .map(|o| {
-                    gpu::loaded()
-                        .and_then(|d| d.gpus.iter().find(|x| x.ordinal == *o))
-                        .map(|x| x.uuid)
-                        .unwrap_or_default()
-                })
+                .map(gpu_uuid)
+                .chain(cpus.iter().map(|d| d.uuid()))
                 .collect(),
         }
     }
 
-    /// "cpu" or "gpu".
+    /// "cpu", "gpu" or "gpu+cpu".
     pub fn kind(&self) -> &'static str {
         match self {
             Devices::Cpu(_) => "cpu",
             Devices::Gpu(_) => "gpu",
+            Devices::Mixed { .. } => "gpu+cpu",
         }
     }
 }
@@ -351,6 +397,13 @@ pub fn make_devices(cfg: &ServerConfig, seed: &str) -> Result<Devices, ServerErr
                 cpu()
             }
         },
+        DeviceKind::GpuCpu => {
+            let gpus = gpus().map_err(|e| ServerError::Device(format!("--device gpu+cpu: {e}")))?;
+            let Devices::Cpu(cpus) = cpu() else {
+                unreachable!("cpu() builds CPU devices")
+            };
+            Devices::Mixed { gpus, cpus }
+        }
     })
 }
 
@@ -639,8 +692,18 @@ async fn serve_connection(
     let _slot = SessionSlot(live.clone());
     let sid = SESSIONS.fetch_add(1, Ordering::Relaxed);
     let local = remote.ip().is_loopback();
-    let visible =
-        crate::placement::visible_indices(hello.visible_devices.as_deref(), &devices.uuids());
+    let visible = match hello.visible_devices.as_deref() {
+        None => devices.default_visible(),
+        v => crate::placement::visible_indices(v, &devices.uuids()),
+    };
+    let chosen = match devices.select(&visible) {
+        Ok(c) => c,
+        Err(why) => {
+            let why = refuse(&mut send, why).await;
+            tracing::warn!("refused {remote}: {why}");
+            return Err(why);
+        }
+    };
     let claim = live
         .placement
         .claim(
@@ -680,7 +743,7 @@ async fn serve_connection(
             .await;
             return Err(why);
         };
-        let worker = crate::worker::Worker::spawn(&exe, &cfg, &devices, &spec).await;
+        let worker = crate::worker::Worker::spawn(&exe, &cfg, &chosen, &spec).await;
         let worker = match worker {
             Ok(w) => w,
             Err(e) => {
@@ -699,7 +762,7 @@ async fn serve_connection(
         return r;
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    let (session, driver_version) = match new_session(&devices, &spec, notify_to(tx.clone())) {
+    let (session, driver_version) = match new_session(&chosen, &spec, notify_to(tx.clone())) {
         Ok(v) => v,
         Err(e) => {
             let why = refuse(&mut send, e).await;
@@ -781,22 +844,23 @@ pub(crate) fn notify_to(tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) -> crat
     })
 }
 
-/// Creates the session for `spec` on `devices`: (session, driver version to report).
+/// Creates the session for `spec` on `devices` (those it sees, of one kind): (session, driver
+/// version to report).
 pub(crate) fn new_session(
     devices: &Devices,
     spec: &SessionSpec,
     notify: crate::session::Notify,
 ) -> Result<(Arc<dyn Backend>, i32), String> {
-    Ok(match devices.select(&spec.devices) {
+    Ok(match devices {
         Devices::Cpu(d) => {
-            let s = Session::with_notify(spec.id, d, notify);
+            let s = Session::with_notify(spec.id, d.clone(), notify);
             s.set_memory_quota(spec.quota);
             s.set_limits(spec.limits);
             s.set_local(spec.local);
             (Arc::new(s), crate::session::DRIVER_VERSION)
         }
         Devices::Gpu(ords) => {
-            let s = GpuSession::new(spec.id, &ords, notify)
+            let s = GpuSession::new(spec.id, ords, notify)
                 .map_err(|e| format!("the server's GPUs are unavailable: {e}"))?;
             s.set_memory_quota(spec.quota);
             s.set_limits(spec.limits);
@@ -804,6 +868,7 @@ pub(crate) fn new_session(
             let v = s.driver_version();
             (Arc::new(s), v)
         }
+        Devices::Mixed { .. } => return Err("a session uses GPUs or CPU devices, not both".into()),
     })
 }
 
@@ -963,5 +1028,44 @@ pub(crate) async fn finish_writer(sid: u64, writer: tokio::task::JoinHandle<()>)
         .is_err()
     {
         tracing::warn!("session {sid}: writer did not finish after the session ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mixed() -> Devices {
+        let cpus: Vec<Arc<dyn Device>> = (0..2)
+            .map(|i| Arc::new(CpuDevice::new(i, 1 << 20, "seed")) as Arc<dyn Device>)
+            .collect();
+        Devices::Mixed {
+            gpus: vec![0, 1],
+            cpus: Arc::new(cpus),
+        }
+    }
+
+    #[test]
+    fn gpus_and_cpu_devices_side_by_side_one_kind_per_session() {
+        let d = mixed();
+        assert_eq!((d.len(), d.kind()), (4, "gpu+cpu"));
+        // Without RGPU_VISIBLE_DEVICES a client gets the GPUs only.
+        assert_eq!(d.default_visible(), vec![0, 1]);
+        match d.select(&[1, 0]).unwrap() {
+            Devices::Gpu(g) => assert_eq!(g, vec![1, 0]),
+            _ => panic!("expected GPUs"),
+        }
+        // CPU devices when asked for, keeping their identities.
+        match d.select(&[3]).unwrap() {
+            Devices::Cpu(c) => {
+                assert_eq!(c.len(), 1);
+                assert_eq!(c[0].ordinal(), 1);
+                assert_eq!(c[0].uuid(), d.uuids()[3]);
+            }
+            _ => panic!("expected a CPU device"),
+        }
+        // Both kinds in one session are refused with the reason.
+        let e = d.select(&[0, 2]).err().unwrap();
+        assert!(e.contains("one kind"), "{e}");
     }
 }

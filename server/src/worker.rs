@@ -8,6 +8,7 @@
 //! the child writes to its standard output (device `printf` of a real GPU) is captured inside
 //! the child and sent to the client as output frames.
 
+use crate::device::cpu::CpuDevice;
 use crate::device::gpu;
 use crate::server::{
     finish_writer, new_session, notify_to, read_local_frame, serve_calls, write_frames, DeviceKind,
@@ -33,10 +34,10 @@ const EXIT_PROTOCOL: i32 = 3;
 struct WorkerConfig {
     spec: SessionSpec,
     device: DeviceKind,
-    cpu_devices: u32,
     cpu_memory: u64,
     seed: String,
     cuda_driver: Option<PathBuf>,
+    /// The session's devices: driver ordinals of GPUs, or ordinals of CPU devices.
     ordinals: Vec<i32>,
 }
 
@@ -77,15 +78,15 @@ impl Worker {
             spec: spec.clone(),
             device: match devices {
                 Devices::Cpu(_) => DeviceKind::Cpu,
-                Devices::Gpu(_) => DeviceKind::Gpu,
+                _ => DeviceKind::Gpu,
             },
-            cpu_devices: devices.len() as u32,
             cpu_memory: cfg.cpu_memory,
             seed: cfg.seed.clone(),
             cuda_driver: gpu::loaded().map(|d| d.path.clone()),
             ordinals: match devices {
                 Devices::Gpu(o) => o.clone(),
-                Devices::Cpu(_) => vec![],
+                Devices::Cpu(d) => d.iter().map(|d| d.ordinal()).collect(),
+                Devices::Mixed { .. } => return Err("a session uses one kind of device".into()),
             },
         };
         let json = serde_json::to_string(&wc).map_err(|e| e.to_string())?;
@@ -286,13 +287,15 @@ async fn run_worker(wc: WorkerConfig) -> i32 {
     };
     let devices = match wc.device {
         DeviceKind::Gpu => gpu::load(wc.cuda_driver.as_deref()).map(|_| Devices::Gpu(wc.ordinals)),
-        _ => {
-            let mut cfg = ServerConfig::new(PathBuf::new());
-            cfg.device = DeviceKind::Cpu;
-            cfg.cpu_devices = wc.cpu_devices;
-            cfg.cpu_memory = wc.cpu_memory;
-            crate::server::make_devices(&cfg, &wc.seed).map_err(|e| e.to_string())
-        }
+        _ => Ok(Devices::Cpu(std::sync::Arc::new(
+            wc.ordinals
+                .iter()
+                .map(|&i| {
+                    std::sync::Arc::new(CpuDevice::new(i, wc.cpu_memory, &wc.seed))
+                        as std::sync::Arc<dyn crate::device::Device>
+                })
+                .collect(),
+        ))),
     };
     let created = devices.and_then(|d| new_session(&d, &wc.spec, notify_to(tx.clone())));
     let status = match &created {

@@ -254,6 +254,10 @@ fn visible_devices_and_exclusive_devices() {
 /// driver at least as new as the pinned toolkit that builds the test programs); elsewhere they
 /// print why they were skipped. `bench/gpu-check.sh` is the fuller check on GPU machines.
 fn gpu_server() -> Option<TestServer> {
+    gpu_server_with(DeviceKind::Gpu)
+}
+
+fn gpu_server_with(kind: DeviceKind) -> Option<TestServer> {
     let driver = match rgpu_server::device::gpu::load(None) {
         Ok(d) => d,
         Err(e) => {
@@ -270,7 +274,7 @@ fn gpu_server() -> Option<TestServer> {
         return None;
     }
     Some(start(|c| {
-        c.device = DeviceKind::Gpu;
+        c.device = kind;
         c.isolation = Some(Isolation::Process);
     }))
 }
@@ -297,4 +301,35 @@ fn gpu_runs_driver_programs_and_returns_a_killed_clients_memory() {
         !alive(pid)
     });
     eprintln!("GPU worker (and its memory) gone {took:?} after SIGKILL");
+}
+
+#[test]
+fn gpu_server_offers_cpu_devices_beside_its_gpus() {
+    let Some(t) = gpu_server_with(DeviceKind::GpuCpu) else {
+        return;
+    };
+    let gpus = rgpu_server::device::gpu::loaded().unwrap().gpus.len();
+    let demo = |visible: Option<String>| {
+        let mut cmd = Command::new(common::c_program("demo_driver_api"));
+        common::shim_env(&mut cmd, &t.srv.connection_path);
+        if let Some(v) = visible {
+            cmd.env("RGPU_VISIBLE_DEVICES", v);
+        }
+        cmd.output().unwrap()
+    };
+    // By default a client gets the GPUs; the CPU device (index G) when it asks for it.
+    let gpu = demo(None);
+    assert!(gpu.status.success(), "{}", common::show(&gpu));
+    assert!(!String::from_utf8_lossy(&gpu.stdout).contains("rgpu CPU device"));
+    let cpu = demo(Some(gpus.to_string()));
+    assert!(cpu.status.success(), "{}", common::show(&cpu));
+    assert!(String::from_utf8_lossy(&cpu.stdout).contains("rgpu CPU device"));
+    // Both kinds at once are refused with the reason.
+    let both = demo(Some(format!("0,{gpus}")));
+    assert!(!both.status.success());
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("one kind"),
+        "{}",
+        common::show(&both)
+    );
 }

@@ -363,6 +363,13 @@ fn device_gpu_without_a_driver_fails_clearly_and_auto_falls_back_to_the_cpu() {
         "{}",
         common::show(&out)
     );
+    // GPUs with CPU devices beside them need the GPUs too.
+    cfg.device = DeviceKind::GpuCpu;
+    let e = rt
+        .block_on(server::start(cfg.clone()))
+        .err()
+        .expect("must fail");
+    assert!(e.to_string().contains("--device gpu+cpu"), "{e}");
     // `auto` serves the CPU device instead, and clients get it.
     cfg.device = DeviceKind::Auto;
     let srv = rt.block_on(server::start(cfg)).unwrap();

@@ -138,6 +138,10 @@ impl Device for CpuDevice {
         self.uuid
     }
 
+    fn ordinal(&self) -> i32 {
+        self.ordinal
+    }
+
     fn pci_bus_id(&self) -> String {
         format!("0000:{:02x}:00.0", 0xc0 + self.ordinal)
     }

@@ -17,6 +17,8 @@ pub struct Region {
 
 /// What the server needs from a device.
 pub trait Device: Send + Sync {
+    /// Its number among the server's devices of its kind (fixes its identity).
+    fn ordinal(&self) -> i32;
     /// Marketing name.
     fn name(&self) -> String;
     /// `cuDeviceGetUuid` bytes.
