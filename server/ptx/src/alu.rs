@@ -864,23 +864,27 @@ pub fn f64_op(op: FOp, a: f64, b: f64, c: f64, rnd: Rounding) -> f64 {
     canon64(r)
 }
 
+/// PTX `min`/`max` rule shared by both widths: a NaN operand yields the other operand, two NaNs
+/// the canonical NaN, and otherwise `a` when `a_wins(a, b)` (which orders -0 before +0).
+#[inline(always)]
+fn min_max<T: Copy>(a: T, b: T, nan: T, is_nan: fn(T) -> bool, a_wins: impl Fn(T, T) -> bool) -> T {
+    match (is_nan(a), is_nan(b)) {
+        (true, true) => nan,
+        (true, false) => b,
+        (false, true) => a,
+        _ if a_wins(a, b) => a,
+        _ => b,
+    }
+}
+
 /// `min{.ftz}.f32`: a NaN operand is ignored unless both are NaN (then the canonical NaN);
 /// `-0.0` is smaller than `+0.0`. `.ftz` flushes subnormal inputs first.
 #[inline]
 pub fn fmin32(a: f32, b: f32, ftz: bool) -> f32 {
     let (a, b) = (ftz_if(a, ftz), ftz_if(b, ftz));
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => f32::from_bits(NAN32),
-        (true, false) => b,
-        (false, true) => a,
-        _ => {
-            if a < b || (a == b && a.is_sign_negative()) {
-                a
-            } else {
-                b
-            }
-        }
-    }
+    min_max(a, b, f32::from_bits(NAN32), f32::is_nan, |a, b| {
+        a < b || (a == b && a.is_sign_negative())
+    })
 }
 
 /// `max{.ftz}.f32`: a NaN operand is ignored unless both are NaN (then the canonical NaN);
@@ -888,52 +892,25 @@ pub fn fmin32(a: f32, b: f32, ftz: bool) -> f32 {
 #[inline]
 pub fn fmax32(a: f32, b: f32, ftz: bool) -> f32 {
     let (a, b) = (ftz_if(a, ftz), ftz_if(b, ftz));
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => f32::from_bits(NAN32),
-        (true, false) => b,
-        (false, true) => a,
-        _ => {
-            if a > b || (a == b && a.is_sign_positive()) {
-                a
-            } else {
-                b
-            }
-        }
-    }
+    min_max(a, b, f32::from_bits(NAN32), f32::is_nan, |a, b| {
+        a > b || (a == b && a.is_sign_positive())
+    })
 }
 
 /// `min.f64`: NaN rules as [`fmin32`] (both NaN → [`NAN64`]); `-0.0 < +0.0`.
 #[inline]
 pub fn fmin64(a: f64, b: f64) -> f64 {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => f64::from_bits(NAN64),
-        (true, false) => b,
-        (false, true) => a,
-        _ => {
-            if a < b || (a == b && a.is_sign_negative()) {
-                a
-            } else {
-                b
-            }
-        }
-    }
+    min_max(a, b, f64::from_bits(NAN64), f64::is_nan, |a, b| {
+        a < b || (a == b && a.is_sign_negative())
+    })
 }
 
 /// `max.f64`: NaN rules as [`fmax32`] (both NaN → [`NAN64`]); `+0.0 > -0.0`.
 #[inline]
 pub fn fmax64(a: f64, b: f64) -> f64 {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => f64::from_bits(NAN64),
-        (true, false) => b,
-        (false, true) => a,
-        _ => {
-            if a > b || (a == b && a.is_sign_positive()) {
-                a
-            } else {
-                b
-            }
-        }
-    }
+    min_max(a, b, f64::from_bits(NAN64), f64::is_nan, |a, b| {
+        a > b || (a == b && a.is_sign_positive())
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
