@@ -43,6 +43,82 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
     (us(v[v.len() / 2]), us(v[v.len() * 99 / 100]))
 }
 
+/// The same path over raw quinn, with rgpu's TLS and transport settings but no rgpu framing,
+/// sessions or client threads: a 64-byte echo (p50, p99 in µs) and a bulk transfer (GB/s).
+fn quinn_floor(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    iters: usize,
+    bulk: usize,
+) -> Result<((f64, f64), f64)> {
+    use rgpu_protocol::transport;
+    let id = transport::Identity::load_or_create(dir)?;
+    let idle = Duration::from_secs(10);
+    rt.block_on(async {
+        let server =
+            quinn::Endpoint::server(transport::server_config(&id, idle)?, "127.0.0.1:0".parse()?)?;
+        let addr = server.local_addr()?;
+        tokio::spawn(async move {
+            let Some(inc) = server.accept().await else {
+                return;
+            };
+            let Ok(conn) = inc.await else { return };
+            let Ok((mut s, mut r)) = conn.accept_bi().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            // Echo 64-byte messages; a 0 byte starts the bulk phase (read all, answer 1 byte).
+            loop {
+                let mut m = [0u8; 64];
+                if r.read_exact(&mut m).await.is_err() {
+                    return;
+                }
+                if m[0] == 0 {
+                    let mut left = u64::from_le_bytes(m[1..9].try_into().expect("8 bytes"));
+                    while left > 0 {
+                        let n = (left as usize).min(buf.len());
+                        if r.read_exact(&mut buf[..n]).await.is_err() {
+                            return;
+                        }
+                        left -= n as u64;
+                    }
+                    let _ = s.write_all(&[1]).await;
+                    continue;
+                }
+                if s.write_all(&m).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+        client.set_default_client_config(transport::client_config(Some(&id.fingerprint()), idle)?);
+        let conn = client.connect(addr, transport::SERVER_NAME)?.await?;
+        let (mut s, mut r) = conn.open_bi().await?;
+        let mut v = Vec::with_capacity(iters);
+        let mut m = [7u8; 64];
+        for _ in 0..iters {
+            let t = Instant::now();
+            s.write_all(&m).await?;
+            r.read_exact(&mut m).await?;
+            v.push(t.elapsed());
+        }
+        let mut best = f64::MAX;
+        let payload = vec![3u8; bulk];
+        for _ in 0..3 {
+            let mut hdr = [0u8; 64];
+            hdr[1..9].copy_from_slice(&(bulk as u64).to_le_bytes());
+            let t = Instant::now();
+            s.write_all(&hdr).await?;
+            s.write_all(&payload).await?;
+            let mut ack = [0u8; 1];
+            r.read_exact(&mut ack).await?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        conn.close(0u32.into(), b"done");
+        Ok::<_, anyhow::Error>((percentiles(v), bulk as f64 / best / 1e9))
+    })
+}
+
 fn tcp_floor(iters: usize, bulk: usize) -> Result<((f64, f64), f64)> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?;
@@ -128,6 +204,7 @@ fn main() -> Result<()> {
         }
     };
     let ((tcp50, tcp99), tcp_bw) = tcp_floor(args.iters, args.bulk)?;
+    let ((q50, q99), q_bw) = quinn_floor(&rt, &tmp.path().join("floor"), args.iters, args.bulk)?;
 
     let c = Client::connect(ClientConfig::new(cf))?;
     let h0 = CallHeader::default();
@@ -250,12 +327,17 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|");
     println!("| floor: blocking TCP 64 B round trip | {tcp50:.1} µs | {tcp99:.1} µs | 1.0 |");
     println!(
+        "| floor: quinn 64 B echo (tokio, same TLS) | {q50:.1} µs | {q99:.1} µs | {:.2} |",
+        q50 / tcp50
+    );
+    println!(
         "| rgpu sync call (cuDeviceGetCount) | {call50:.1} µs | {call99:.1} µs | {:.2} |",
         call50 / tcp50
     );
     println!(
-        "| rgpu sync 4-byte DtoH copy | {d2h50:.1} µs | {d2h99:.1} µs | {:.2} |",
-        d2h50 / tcp50
+        "| rgpu sync 4-byte DtoH copy | {d2h50:.1} µs | {d2h99:.1} µs | {:.2} ({:.2}× quinn) |",
+        d2h50 / tcp50,
+        d2h50 / q50
     );
     println!(
         "| rgpu pipelined kernel launches (empty kernel, CPU device) | {launch_rate:.0} /s | | |"
@@ -263,6 +345,11 @@ fn main() -> Result<()> {
     println!(
         "| floor: TCP bulk {} MiB | {tcp_bw:.2} GB/s | | 1.0 |",
         args.bulk >> 20
+    );
+    println!(
+        "| floor: quinn bulk {} MiB (same TLS) | {q_bw:.2} GB/s | | {:.2} |",
+        args.bulk >> 20,
+        q_bw / tcp_bw
     );
     println!(
         "| rgpu HtoD {} MiB (pageable) | {:.2} GB/s | | {:.2} |",
