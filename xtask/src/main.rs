@@ -330,16 +330,37 @@ fn fuzz(seconds: u64) -> Result<()> {
         for e in std::fs::read_dir(dir.join("fuzz/corpus").join(t))?.flatten() {
             std::fs::copy(e.path(), corpus.join(e.file_name()))?;
         }
-        eprintln!("fuzzing {t} for {seconds} s");
-        run(fuzz_cmd().args(["run", "-O", t]).arg(&corpus).args([
-            "--",
-            &format!("-max_total_time={seconds}"),
-            "-rss_limit_mb=2048",
-            "-print_final_stats=1",
-        ]))
-        .with_context(|| {
-            format!("fuzz target {t} found a crash (see protocol/fuzz/artifacts/{t})")
-        })?;
+        // libFuzzer reports every new input: keep that in a log and print a summary.
+        let out = work.join(format!("{t}.log"));
+        let st = fuzz_cmd()
+            .args(["run", "-O", t])
+            .arg(&corpus)
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=2048",
+                "-print_final_stats=1",
+            ])
+            .stdout(std::fs::File::create(work.join(format!("{t}.out")))?)
+            .stderr(std::fs::File::create(&out)?)
+            .status()?;
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let runs = text
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_string();
+        if !st.success() {
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+            bail!(
+                "fuzz target {t} failed ({st}); the reproducer is in protocol/fuzz/artifacts/{t}"
+            );
+        }
+        eprintln!("fuzz {t}: {runs} inputs in {seconds} s, no crash");
     }
     Ok(())
 }
