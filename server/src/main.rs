@@ -78,6 +78,10 @@ enum Cmd {
         /// Modules (and libraries) one session may have loaded at once.
         #[arg(long, default_value_t = 4096)]
         max_modules: usize,
+        /// Bytes of asynchronous host-to-device copies one session may have queued; past it the
+        /// session waits for its streams (back-pressure), e.g. 256M.
+        #[arg(long, default_value = "256M", value_parser = parse_size)]
+        max_inflight: u64,
         /// Devices that serve one session at a time: `all`, `none`, or indices such as `0,2`.
         #[arg(long, default_value = "none", env = "RGPU_EXCLUSIVE")]
         exclusive: server::Exclusive,
@@ -197,6 +201,7 @@ fn run(cli: Cli) -> Result<i32> {
             max_streams,
             max_events,
             max_modules,
+            max_inflight,
             shutdown_grace,
             dev,
         } => {
@@ -212,6 +217,7 @@ fn run(cli: Cli) -> Result<i32> {
                 streams: max_streams.max(1),
                 events: max_events.max(1),
                 modules: max_modules.max(1),
+                inflight_bytes: max_inflight,
             };
             cfg.exclusive_wait = Duration::from_secs_f64(exclusive_wait.clamp(0.0, 86400.0));
             let rt = runtime()?;

@@ -95,6 +95,9 @@ pub struct Limits {
     pub events: usize,
     /// Modules and libraries loaded at once.
     pub modules: usize,
+    /// Bytes of asynchronous host-to-device copies queued on the session's streams: a copy that
+    /// goes past it waits until its stream has run it (back-pressure, nothing is dropped).
+    pub inflight_bytes: u64,
 }
 
 impl Default for Limits {
@@ -103,6 +106,7 @@ impl Default for Limits {
             streams: 4096,
             events: 65536,
             modules: 4096,
+            inflight_bytes: 256 << 20,
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct Session {
     quota: Mutex<Option<u64>>,
     /// Limits on streams, events and modules.
     limits: Mutex<Limits>,
+    /// Bytes of queued asynchronous host-to-device copies.
+    inflight: Arc<AtomicU64>,
     /// Whether the client connected from this machine (enables the shared-memory bulk path).
     local: std::sync::atomic::AtomicBool,
     /// The client's shared-memory segment, once attached: (address, size).
@@ -197,6 +203,7 @@ impl Session {
             deferred: Mutex::new(HashMap::new()),
             quota: Mutex::new(None),
             limits: Mutex::new(Limits::default()),
+            inflight: Arc::new(AtomicU64::new(0)),
             local: std::sync::atomic::AtomicBool::new(false),
             shm: Mutex::new(None),
         }
@@ -487,9 +494,34 @@ impl Session {
             return Ok(());
         }
         let r = self.region(cx, dst, n)?;
-        let job: crate::exec::Job = Box::new(move || r.buf.write(r.offset, &data));
-        self.submit_maybe_wait(cx, stream, job, wait)?;
+        if wait {
+            let job: crate::exec::Job = Box::new(move || r.buf.write(r.offset, &data));
+            return self.submit_wait(cx, stream, job);
+        }
+        // Queued bytes are counted until the stream runs the copy; past the limit the call
+        // waits for it, which holds back the client's connection (and so the client).
+        let counter = self.inflight.clone();
+        let queued = counter.fetch_add(n, Ordering::AcqRel) + n;
+        let job: crate::exec::Job = Box::new(move || {
+            r.buf.write(r.offset, &data);
+            counter.fetch_sub(n, Ordering::AcqRel);
+        });
+        let fence = match self.submit(cx, stream, job) {
+            Ok(f) => f,
+            Err(e) => {
+                self.inflight.fetch_sub(n, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
+        if queued > self.limits().inflight_bytes {
+            block_in_place(|| fence.wait());
+        }
         Ok(())
+    }
+
+    /// Bytes of asynchronous host-to-device copies queued now.
+    pub fn inflight_bytes(&self) -> u64 {
+        self.inflight.load(Ordering::Acquire)
     }
 
     fn copy_d2h(&self, cx: &Cx, src: u64, n: u64, stream: u64) -> CuResult<Vec<u8>> {
@@ -634,6 +666,17 @@ impl Drop for Session {
 
 fn bytes_of(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
+}
+
+/// Runs `f`, which may wait for device work, without stalling other tasks of a multi-threaded
+/// tokio runtime that called it (elsewhere it simply runs).
+fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Maps the client's shared-memory segment `name` (`/rgpu-<hex>`, at most 4 GiB): (address, size).
@@ -1905,5 +1948,100 @@ impl Handler for Session {
             -((ta - tb).as_secs_f64() * 1e3)
         };
         Ok(EventElapsedTimeRep { ms: ms as f32 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::cpu::CpuDevice;
+    use std::sync::Condvar;
+    use std::time::Duration;
+
+    #[test]
+    fn queued_async_uploads_are_bounded_by_waiting_for_the_stream() {
+        let dev: Arc<dyn Device> = Arc::new(CpuDevice::new(0, 64 << 20, "t"));
+        let s = Arc::new(Session::new(1, Arc::new(vec![dev])));
+        s.set_limits(Limits {
+            inflight_bytes: 1 << 20,
+            ..Default::default()
+        });
+        let cx0 = Cx {
+            thread: 1,
+            ctx: 0,
+            per_thread: false,
+        };
+        s.init(&cx0, InitReq { flags: 0 }).unwrap();
+        let ctx = s
+            .device_primary_ctx_retain(&cx0, DevicePrimaryCtxRetainReq { dev: 0 })
+            .unwrap()
+            .ctx;
+        let cx = Cx { ctx, ..cx0 };
+        let stream = s
+            .stream_create(&cx, StreamCreateReq { flags: 0 })
+            .unwrap()
+            .stream;
+        let dst = s
+            .mem_alloc(&cx, MemAllocReq { bytesize: 4 << 20 })
+            .unwrap()
+            .dptr;
+        // Hold the stream with a job that waits for a gate.
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let g = gate.clone();
+        s.submit(
+            &cx,
+            stream,
+            Box::new(move || {
+                let (m, c) = &*g;
+                let mut open = m.lock().unwrap();
+                while !*open {
+                    open = c.wait(open).unwrap();
+                }
+            }),
+        )
+        .unwrap();
+        let chunk = 512u64 << 10;
+        let done = Arc::new(AtomicU64::new(0));
+        let (s2, d2) = (s.clone(), done.clone());
+        let uploader = std::thread::spawn(move || {
+            for i in 0..8u64 {
+                s2.memcpy_hto_d_async(
+                    &cx,
+                    MemcpyHtoDAsyncReq {
+                        dst: dst + i * chunk,
+                        src: vec![i as u8 + 1; chunk as usize],
+                        byte_count: chunk,
+                        stream,
+                    },
+                )
+                .unwrap();
+                d2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        // Two 512 KiB copies fit in the 1 MiB limit; the third waits for its stream.
+        assert_eq!(done.load(Ordering::SeqCst), 2);
+        assert_eq!(s.inflight_bytes(), 3 * chunk);
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        uploader.join().unwrap();
+        assert_eq!(done.load(Ordering::SeqCst), 8);
+        s.stream_synchronize(&cx, StreamSynchronizeReq { stream })
+            .unwrap();
+        assert_eq!(s.inflight_bytes(), 0);
+        let out = s
+            .memcpy_dto_h(
+                &cx,
+                MemcpyDtoHReq {
+                    src: dst,
+                    byte_count: 8 * chunk,
+                },
+            )
+            .unwrap()
+            .dst;
+        for i in 0..8usize {
+            let c = i * chunk as usize;
+            assert!(out[c..c + chunk as usize].iter().all(|&b| b == i as u8 + 1));
+        }
     }
 }

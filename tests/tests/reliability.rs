@@ -82,6 +82,7 @@ fn per_session_limits_on_streams_events_and_modules() {
             streams: 2,
             events: 1,
             modules: 1,
+            ..Default::default()
         }
     });
     let c = Client::connect(ClientConfig::new(t.srv.connection.clone())).unwrap();

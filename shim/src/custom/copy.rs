@@ -39,12 +39,18 @@ pub(crate) unsafe fn htod(
             src: data,
             byte_count: n as u64,
         }))?,
-        Some(s) => rt::call(Request::MemcpyHtoDAsync(MemcpyHtoDAsyncReq {
-            dst,
-            src: data,
-            byte_count: n as u64,
-            stream: s,
-        }))?,
+        Some(s) => {
+            // The bytes are captured: the copy is pipelined like a launch (the stream is checked
+            // here; a bad destination is reported by the thread's next call that waits).
+            crate::custom::launch::check_stream(s)?;
+            rt::call_async(Request::MemcpyHtoDAsync(MemcpyHtoDAsyncReq {
+                dst,
+                src: data,
+                byte_count: n as u64,
+                stream: s,
+            }))?;
+            return Ok(());
+        }
     };
     Ok(())
 }

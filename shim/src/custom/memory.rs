@@ -32,15 +32,21 @@ struct Memcpy2D {
     height: usize,
 }
 
-/// Whether `p` is a device address of this session (asks the server once).
-fn is_device(p: u64) -> CuResult<bool> {
+/// The allocation (base, size) holding device address `p` of this session, if it is one.
+fn device_range(p: u64) -> CuResult<Option<(u64, u64)>> {
     match rt::call(Request::MemGetAddressRange(MemGetAddressRangeReq {
         dptr: p,
     })) {
-        Ok(_) => Ok(true),
-        Err(e) if e == CuError::NOT_FOUND || e == CuError::INVALID_VALUE => Ok(false),
+        Ok(Reply::MemGetAddressRange(r)) => Ok(Some((r.base, r.size))),
+        Ok(_) => Err(rt::mismatch("cuMemGetAddressRange")),
+        Err(e) if e == CuError::NOT_FOUND || e == CuError::INVALID_VALUE => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `p` is a device address of this session.
+fn is_device(p: u64) -> CuResult<bool> {
+    Ok(device_range(p)?.is_some())
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -185,7 +191,17 @@ unsafe fn unified(dst: u64, src: u64, n: usize, stream: Option<u64>) -> CuResult
     if n == 0 {
         return Ok(());
     }
-    let (sd, dd) = (is_device(src)?, is_device(dst)?);
+    let (sr, dr) = (device_range(src)?, device_range(dst)?);
+    // A device range running past its allocation fails now, also for copies that are then
+    // pipelined.
+    for (p, r) in [(src, sr), (dst, dr)] {
+        if let Some((base, size)) = r {
+            if p.checked_add(n as u64).is_none_or(|end| end > base + size) {
+                return Err(CuError::INVALID_VALUE);
+            }
+        }
+    }
+    let (sd, dd) = (sr.is_some(), dr.is_some());
     let rep = match (sd, dd, stream) {
         (false, false, _) => {
             if src == 0 || dst == 0 {
