@@ -35,6 +35,9 @@ struct Args {
     /// Only the CPU device's interpreter benchmarks (no network).
     #[arg(long)]
     vm_only: bool,
+    /// Compress payloads (LZ4) as `RGPU_COMPRESS=lz4` does; the bulk payload is compressible.
+    #[arg(long)]
+    compress: bool,
 }
 
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
@@ -206,7 +209,9 @@ fn main() -> Result<()> {
     let ((tcp50, tcp99), tcp_bw) = tcp_floor(args.iters, args.bulk)?;
     let ((q50, q99), q_bw) = quinn_floor(&rt, &tmp.path().join("floor"), args.iters, args.bulk)?;
 
-    let c = Client::connect(ClientConfig::new(cf))?;
+    let mut ccfg = ClientConfig::new(cf);
+    ccfg.compress = args.compress;
+    let c = Client::connect(ccfg)?;
     let h0 = CallHeader::default();
     c.call(h0, &Request::Init(InitReq { flags: 0 }))?;
     let Reply::DevicePrimaryCtxRetain(ctx) = c.call(

@@ -57,6 +57,8 @@ pub struct ClientConfig {
     pub protocol_version: u32,
     /// Largest accepted frame.
     pub max_frame: u32,
+    /// Compress large payloads both ways (LZ4), for slow links; off by default.
+    pub compress: bool,
 }
 
 impl ClientConfig {
@@ -69,6 +71,7 @@ impl ClientConfig {
             idle_timeout: Duration::from_secs(10),
             protocol_version: wire::PROTOCOL_VERSION,
             max_frame: wire::DEFAULT_MAX_FRAME,
+            compress: false,
         }
     }
 }
@@ -127,6 +130,7 @@ pub struct Client {
     shared: Arc<Shared>,
     next_id: AtomicU64,
     welcome: Welcome,
+    compress: bool,
 }
 
 impl Client {
@@ -142,6 +146,7 @@ impl Client {
         });
         let sh = shared.clone();
         let timeout = cfg.connect_timeout;
+        let compress = cfg.compress;
         std::thread::Builder::new()
             .name("rgpu-io".into())
             .spawn(move || {
@@ -171,6 +176,7 @@ impl Client {
             shared,
             next_id: AtomicU64::new(1),
             welcome,
+            compress,
         })
     }
 
@@ -210,6 +216,22 @@ impl Client {
         }
     }
 
+    /// Encodes a call frame, compressing a large body when compression is on.
+    fn frame(&self, hdr: &mut CallHeader, req: &Request) -> Result<Vec<u8>, ClientError> {
+        let mut body = req
+            .encode_body(Vec::new())
+            .map_err(|e| ClientError::Transport(format!("cannot encode {}: {e}", req.name())))?;
+        if self.compress {
+            if let Some(c) = wire::compress(&body) {
+                body = c;
+                hdr.flags |= wire::flags::COMPRESSED;
+            }
+        }
+        let mut frame = hdr.frame(body.len());
+        frame.extend_from_slice(&body);
+        Ok(frame)
+    }
+
     /// Sends a call without waiting (the server sends no reply; a failure is reported by this
     /// thread's next call that waits).
     pub fn send(&self, mut hdr: CallHeader, req: &Request) -> Result<(), ClientError> {
@@ -219,11 +241,7 @@ impl Client {
         hdr.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         hdr.opcode = req.opcode();
         hdr.flags |= wire::flags::NO_REPLY;
-        let body = req
-            .encode_body(Vec::new())
-            .map_err(|e| ClientError::Transport(format!("cannot encode {}: {e}", req.name())))?;
-        let mut frame = hdr.frame(body.len());
-        frame.extend_from_slice(&body);
+        let frame = self.frame(&mut hdr, req)?;
         self.tx.send(frame).map_err(|_| {
             ClientError::Transport(
                 self.dead_reason()
@@ -239,11 +257,7 @@ impl Client {
         }
         hdr.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         hdr.opcode = req.opcode();
-        let body = req
-            .encode_body(Vec::new())
-            .map_err(|e| ClientError::Transport(format!("cannot encode {}: {e}", req.name())))?;
-        let mut frame = hdr.frame(body.len());
-        frame.extend_from_slice(&body);
+        let frame = self.frame(&mut hdr, req)?;
         let slot = Arc::new(Slot {
             done: Mutex::new(None),
             cv: Condvar::new(),
@@ -339,6 +353,14 @@ async fn run(
             }
             match ReplyHeader::parse(&p) {
                 Ok((h, body)) => {
+                    let body = if h.flags & wire::flags::COMPRESSED != 0 {
+                        match wire::decompress(body, max) {
+                            Ok(b) => std::borrow::Cow::Owned(b),
+                            Err(e) => return format!("malformed frame from the rgpu server: {e}"),
+                        }
+                    } else {
+                        std::borrow::Cow::Borrowed(body)
+                    };
                     let slot = sh
                         .pending
                         .lock()
@@ -412,6 +434,7 @@ async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
         host: hostname(),
         client_version: crate::VERSION.to_string(),
         visible_devices: std::env::var("RGPU_VISIBLE_DEVICES").ok(),
+        compress: cfg.compress,
     };
     send.write_all(&wire::handshake_frame(
         kind::HELLO,

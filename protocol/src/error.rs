@@ -204,4 +204,7 @@ pub enum DecodeError {
     /// The handshake did not start with the rgpu magic.
     #[error("not an rgpu peer (bad magic)")]
     BadMagic,
+    /// A compressed body does not decompress to its declared size.
+    #[error("corrupt {0}")]
+    Corrupt(&'static str),
 }

@@ -38,6 +38,32 @@ pub mod flags {
     /// Pipelined call: the server sends no reply; an error is reported by the calling thread's
     /// next call that waits for a reply.
     pub const NO_REPLY: u8 = 2;
+    /// The body is LZ4-compressed ([`compress`]); on replies, the header's flags byte.
+    pub const COMPRESSED: u8 = 4;
+}
+
+/// Bodies at least this large are compressed when compression is on.
+pub const COMPRESS_MIN: usize = 64 << 10;
+
+/// LZ4-compresses `body` (with its length prepended) when compression pays; `None` otherwise.
+pub fn compress(body: &[u8]) -> Option<Vec<u8>> {
+    if body.len() < COMPRESS_MIN {
+        return None;
+    }
+    let c = lz4_flex::compress_prepend_size(body);
+    (c.len() < body.len() - body.len() / 8).then_some(c)
+}
+
+/// Undoes [`compress`], refusing a declared size above `max` before allocating anything.
+pub fn decompress(body: &[u8], max: u32) -> Result<Vec<u8>, DecodeError> {
+    if body.len() < 4 {
+        return Err(DecodeError::ShortFrame(body.len()));
+    }
+    let n = check_len(
+        u32::from_le_bytes(body[..4].try_into().expect("4 bytes")),
+        max,
+    )?;
+    lz4_flex::block::decompress(&body[4..], n).map_err(|_| DecodeError::Corrupt("compressed body"))
 }
 
 /// Fixed header of a call frame (after the length prefix).
@@ -101,6 +127,8 @@ impl CallHeader {
 /// Fixed header of a reply frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReplyHeader {
+    /// Reply flags (`flags::COMPRESSED`).
+    pub flags: u8,
     /// `CUresult` of the call; when non-zero the body is empty.
     pub status: u32,
     /// Request id of the call.
@@ -115,7 +143,8 @@ impl ReplyHeader {
         let mut v = Vec::with_capacity(4 + REPLY_HEADER_LEN + body_len);
         v.extend_from_slice(&((REPLY_HEADER_LEN + body_len) as u32).to_le_bytes());
         v.push(kind::REPLY);
-        v.extend_from_slice(&[0, 0, 0]);
+        v.push(self.flags);
+        v.extend_from_slice(&[0, 0]);
         v.extend_from_slice(&self.status.to_le_bytes());
         v.extend_from_slice(&self.id.to_le_bytes());
         v.extend_from_slice(&self.opcode.to_le_bytes());
@@ -134,6 +163,7 @@ impl ReplyHeader {
         let u32at = |o: usize| u32::from_le_bytes(p[o..o + 4].try_into().unwrap());
         Ok((
             ReplyHeader {
+                flags: p[1],
                 status: u32at(4),
                 id: u64::from_le_bytes(p[8..16].try_into().unwrap()),
                 opcode: u32at(16),
@@ -189,6 +219,8 @@ pub struct Hello {
     /// `RGPU_VISIBLE_DEVICES` of the client: which of the server's devices the session sees
     /// (`CUDA_VISIBLE_DEVICES` syntax: indices or UUIDs, comma-separated; unset: all).
     pub visible_devices: Option<String>,
+    /// Whether the client wants large reply bodies compressed (`RGPU_COMPRESS=lz4`).
+    pub compress: bool,
 }
 
 /// Start of a refusal's text when the devices asked for are held exclusively by other

@@ -113,6 +113,7 @@ fn seed_replies() -> Vec<Vec<u8>> {
         .map(|r| {
             let body = r.encode_body(Vec::new()).unwrap();
             let mut f = ReplyHeader {
+                flags: 0,
                 status: 0,
                 id: 9,
                 opcode: r.opcode(),
@@ -132,6 +133,7 @@ fn seed_handshakes() -> Vec<Vec<u8>> {
         host: "client".into(),
         client_version: "0.1.0".into(),
         visible_devices: Some("0,GPU-ab".into()),
+        compress: true,
     };
     let welcome = HandshakeReply::Welcome(Welcome {
         session: 7,

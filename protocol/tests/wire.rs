@@ -147,6 +147,7 @@ fn call_and_reply_headers_round_trip_and_reject_garbage() {
     );
     assert_eq!(CallHeader::parse(&f[4..]).unwrap(), (h, &[][..]));
     let r = ReplyHeader {
+        flags: wire::flags::COMPRESSED,
         status: 700,
         id: 9,
         opcode: 0,
@@ -184,6 +185,7 @@ fn handshake_frames_carry_magic_and_version_before_the_body() {
         host: "h".into(),
         client_version: "0".into(),
         visible_devices: Some("1,GPU-ab".into()),
+        compress: true,
     };
     let f = wire::handshake_frame(kind::HELLO, 77, &hello);
     let (v, body) = wire::parse_handshake(kind::HELLO, &f[4..]).unwrap();
@@ -205,4 +207,36 @@ fn handshake_frames_carry_magic_and_version_before_the_body() {
         wire::body_from::<HandshakeReply>(body).unwrap(),
         HandshakeReply::Refused("no".into())
     );
+}
+
+#[test]
+fn compressed_bodies_round_trip_and_hostile_ones_are_refused() {
+    // Small or incompressible bodies stay as they are.
+    assert!(wire::compress(&[0u8; 1000]).is_none());
+    let mut noise = vec![0u8; 1 << 20];
+    let mut x = 0x9e3779b97f4a7c15u64;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    assert!(wire::compress(&noise).is_none());
+    // Compressible ones shrink and come back exactly.
+    let mut body = vec![0u8; 4 << 20];
+    body[12345] = 7;
+    let c = wire::compress(&body).unwrap();
+    assert!(c.len() < body.len() / 100, "{} bytes", c.len());
+    assert_eq!(wire::decompress(&c, 8 << 20).unwrap(), body);
+    // A declared size above the limit is refused before anything is allocated.
+    assert!(matches!(
+        wire::decompress(&c, 1 << 20),
+        Err(DecodeError::TooLarge { .. })
+    ));
+    let mut bomb = (u32::MAX).to_le_bytes().to_vec();
+    bomb.extend_from_slice(&c[4..]);
+    assert!(wire::decompress(&bomb, 64 << 20).is_err());
+    // Truncated or garbled data is an error, not a panic.
+    assert!(wire::decompress(&c[..c.len() / 2], 8 << 20).is_err());
+    assert!(wire::decompress(&[1, 2], 8 << 20).is_err());
 }

@@ -480,7 +480,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
 /// Executes one call and encodes its reply frame.
-fn answer(s: &dyn Backend, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
+fn answer(s: &dyn Backend, hdr: CallHeader, cx: Cx, req: Request, compress: bool) -> Vec<u8> {
     // After a kernel fault the context is unusable, as on a GPU: calls fail with the
     // sticky error, also a synchronising call that waited for the faulting kernel.
     let run = || {
@@ -502,7 +502,12 @@ fn answer(s: &dyn Backend, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
     let frame = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(Ok(rep)) => match rep.encode_body(Vec::new()) {
             Ok(body) => {
+                let (flags, body) = match wire::compress(&body).filter(|_| compress) {
+                    Some(c) => (wire::flags::COMPRESSED, c),
+                    None => (0, body),
+                };
                 let mut f = ReplyHeader {
+                    flags,
                     status: 0,
                     id: hdr.id,
                     opcode: rep.opcode(),
@@ -512,6 +517,7 @@ fn answer(s: &dyn Backend, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
                 f
             }
             Err(_) => ReplyHeader {
+                flags: 0,
                 status: 999,
                 id: hdr.id,
                 opcode: 0,
@@ -519,6 +525,7 @@ fn answer(s: &dyn Backend, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
             .frame(0),
         },
         Ok(Err(e)) => ReplyHeader {
+            flags: 0,
             status: e.raw(),
             id: hdr.id,
             opcode: 0,
@@ -527,6 +534,7 @@ fn answer(s: &dyn Backend, hdr: CallHeader, cx: Cx, req: Request) -> Vec<u8> {
         Err(_) => {
             tracing::error!("session {}: internal error handling a call", s.session_id());
             ReplyHeader {
+                flags: 0,
                 status: 999,
                 id: hdr.id,
                 opcode: 0,
@@ -728,6 +736,7 @@ async fn serve_connection(
         max_frame: cfg.max_frame,
         devices: visible,
         limits: cfg.limits,
+        compress: hello.compress,
     };
     let who = format!("client pid {} on {} from {remote}", hello.pid, hello.host);
     // A client process on this machine is watched directly: when it dies (even by SIGKILL) its
@@ -772,7 +781,15 @@ async fn serve_connection(
     welcome(&mut send, sid, driver_version, loads).await?;
     tracing::info!("session {sid}: {who}");
     let writer = tokio::spawn(write_frames(rx, send));
-    let result = serve_calls(session, sid, Frames::Quic(recv), tx, cfg.max_frame).await;
+    let result = serve_calls(
+        session,
+        sid,
+        Frames::Quic(recv),
+        tx,
+        cfg.max_frame,
+        spec.compress,
+    )
+    .await;
     finish_writer(sid, writer).await;
     if let Err(e) = &result {
         tracing::warn!("{e}; closing the connection");
@@ -835,6 +852,8 @@ pub struct SessionSpec {
     pub devices: Vec<usize>,
     /// Limits on streams, events and modules.
     pub limits: crate::session::Limits,
+    /// Compress large reply bodies (the client asked for it).
+    pub compress: bool,
 }
 
 /// A notify callback that sends output frames into `tx`.
@@ -955,6 +974,7 @@ pub(crate) async fn serve_calls(
     mut frames: Frames,
     tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     max_frame: u32,
+    compress: bool,
 ) -> Result<(), String> {
     let result = loop {
         let p = match frames.next(max_frame).await {
@@ -965,6 +985,16 @@ pub(crate) async fn serve_calls(
         let (hdr, body) = match CallHeader::parse(&p) {
             Ok(v) => v,
             Err(e) => break Err(format!("session {sid}: malformed frame: {e}")),
+        };
+        let inflated;
+        let body = if hdr.flags & wire::flags::COMPRESSED != 0 {
+            inflated = match wire::decompress(body, max_frame) {
+                Ok(b) => b,
+                Err(e) => break Err(format!("session {sid}: malformed frame: {e}")),
+            };
+            &inflated[..]
+        } else {
+            body
         };
         let req = match Request::decode(hdr.opcode, body) {
             Ok(r) => r,
@@ -1003,13 +1033,13 @@ pub(crate) async fn serve_calls(
         // anything that may wait for device work runs on the blocking pool.
         let quick = !may_block(&req) || quick_copy(&*session, &cx, &req);
         if quick {
-            let frame = answer(&*session, hdr, cx, req);
+            let frame = answer(&*session, hdr, cx, req, compress);
             let _ = tx.send(frame);
             continue;
         }
         let (s, tx) = (session.clone(), tx.clone());
         tokio::task::spawn_blocking(move || {
-            let frame = answer(&*s, hdr, cx, req);
+            let frame = answer(&*s, hdr, cx, req, compress);
             let _ = tx.send(frame);
         });
     };

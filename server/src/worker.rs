@@ -318,7 +318,15 @@ async fn run_worker(wc: WorkerConfig) -> i32 {
         return 1;
     };
     let writer = tokio::spawn(write_frames(rx, w));
-    let result = serve_calls(session, sid, Frames::Local(r), tx, wc.spec.max_frame).await;
+    let result = serve_calls(
+        session,
+        sid,
+        Frames::Local(r),
+        tx,
+        wc.spec.max_frame,
+        wc.spec.compress,
+    )
+    .await;
     close_stdout();
     if let Some(t) = capture {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;

@@ -186,6 +186,15 @@ fn connection_config() -> Result<ClientConfig, String> {
             cfg.idle_timeout = std::time::Duration::from_secs_f64(t);
         }
     }
+    match std::env::var("RGPU_COMPRESS").as_deref() {
+        Ok("lz4") | Ok("1") => cfg.compress = true,
+        Ok("") | Ok("0") | Ok("none") | Err(_) => {}
+        Ok(other) => {
+            return Err(format!(
+                "RGPU_COMPRESS={other} is not understood (use lz4, or none)"
+            ))
+        }
+    }
     Ok(cfg)
 }
 

@@ -377,3 +377,73 @@ fn device_gpu_without_a_driver_fails_clearly_and_auto_falls_back_to_the_cpu() {
     let c = connect(&srv.connection).unwrap();
     assert!(free_memory(&c) > 0);
 }
+
+#[test]
+fn compressed_payloads_round_trip_through_the_shim_and_the_client() {
+    let t = start(|_| {});
+    // Protocol level: a compressible 8 MiB upload and its download.
+    let mut cfg = ClientConfig::new(t.srv.connection.clone());
+    cfg.compress = true;
+    let c = Client::connect(cfg).unwrap();
+    let h = CallHeader::default();
+    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
+    let Reply::DevicePrimaryCtxRetain(r) = c
+        .call(
+            h,
+            &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    let h = CallHeader { ctx: r.ctx, ..h };
+    let n = 8usize << 20;
+    let Reply::MemAlloc(a) = c
+        .call(h, &Request::MemAlloc(MemAllocReq { bytesize: n as u64 }))
+        .unwrap()
+    else {
+        panic!()
+    };
+    let data: Vec<u8> = (0..n).map(|i| (i / 4096) as u8).collect();
+    c.call(
+        h,
+        &Request::MemcpyHtoD(MemcpyHtoDReq {
+            dst: a.dptr,
+            src: data.clone(),
+            byte_count: n as u64,
+        }),
+    )
+    .unwrap();
+    let Reply::MemcpyDtoH(back) = c
+        .call(
+            h,
+            &Request::MemcpyDtoH(MemcpyDtoHReq {
+                src: a.dptr,
+                byte_count: n as u64,
+            }),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(back.dst == data, "data changed on the way");
+    // Through the shim, without the shared-memory path, and with a bad setting refused.
+    let exe = common::c_program("big_copies");
+    let mut cmd = Command::new(&exe);
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    let out = cmd
+        .env("RGPU_COMPRESS", "lz4")
+        .env("RGPU_SHM", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    let mut cmd = Command::new(&exe);
+    common::shim_env(&mut cmd, &t.srv.connection_path);
+    let out = cmd.env("RGPU_COMPRESS", "zip").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RGPU_COMPRESS=zip"),
+        "{}",
+        common::show(&out)
+    );
+}
