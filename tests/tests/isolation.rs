@@ -5,40 +5,22 @@
 
 mod common;
 
+use common::TestServer;
+
 use rgpu_protocol::client::{Client, ClientConfig};
 use rgpu_protocol::messages::*;
 use rgpu_protocol::wire::CallHeader;
-use rgpu_server::server::{self, DeviceKind, Isolation, Server, ServerConfig};
+use rgpu_server::server::{self, DeviceKind, Isolation, ServerConfig};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct TestServer {
-    srv: Server,
-    _rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
 fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut cfg = ServerConfig::new(dir.path().join("state"));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.device = DeviceKind::Cpu;
-    cfg.cpu_memory = 1 << 30;
-    cfg.isolation = Some(Isolation::Process);
-    cfg.worker_exe = Some(common::rgpu());
-    configure(&mut cfg);
-    let srv = rt.block_on(server::start(cfg)).unwrap();
-    TestServer {
-        srv,
-        _rt: rt,
-        _dir: dir,
-    }
+    common::start_server(|cfg| {
+        cfg.isolation = Some(Isolation::Process);
+        cfg.worker_exe = Some(common::rgpu());
+        configure(cfg);
+    })
 }
 
 fn alive(pid: u32) -> bool {

@@ -3,50 +3,14 @@
 
 mod common;
 
+use common::{primary, start_server as start};
+
 use rgpu_protocol::client::{Client, ClientConfig, ClientError};
 use rgpu_protocol::messages::*;
 use rgpu_protocol::wire::CallHeader;
-use rgpu_server::server::{self, DeviceKind, Server, ServerConfig};
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct TestServer {
-    srv: Server,
-    rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-}
-
-fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut cfg = ServerConfig::new(dir.path().join("state"));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.device = DeviceKind::Cpu;
-    cfg.cpu_memory = 1 << 30;
-    configure(&mut cfg);
-    let srv = rt.block_on(server::start(cfg)).unwrap();
-    TestServer { srv, rt, dir }
-}
-
-fn primary(c: &Client) -> CallHeader {
-    let h = CallHeader::default();
-    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
-    let Reply::DevicePrimaryCtxRetain(r) = c
-        .call(
-            h,
-            &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
-        )
-        .unwrap()
-    else {
-        panic!()
-    };
-    CallHeader { ctx: r.ctx, ..h }
-}
 
 fn alloc(c: &Client, h: CallHeader, n: u64) -> Result<u64, ClientError> {
     match c.call(h, &Request::MemAlloc(MemAllocReq { bytesize: n }))? {

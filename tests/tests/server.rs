@@ -3,62 +3,19 @@
 
 mod common;
 
+use common::{free_memory, start_server as start};
+
 use rgpu_protocol::client::{Client, ClientConfig, ClientError};
 use rgpu_protocol::connfile::ConnectionFile;
 use rgpu_protocol::messages::*;
 use rgpu_protocol::wire::CallHeader;
-use rgpu_server::server::{self, DeviceKind, Server, ServerConfig};
+use rgpu_server::server::{self, DeviceKind, ServerConfig};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct TestServer {
-    srv: Server,
-    _rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut cfg = ServerConfig::new(dir.path().join("state"));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.device = DeviceKind::Cpu;
-    cfg.cpu_memory = 1 << 30;
-    configure(&mut cfg);
-    let srv = rt.block_on(server::start(cfg)).unwrap();
-    TestServer {
-        srv,
-        _rt: rt,
-        _dir: dir,
-    }
-}
-
 fn connect(cf: &ConnectionFile) -> Result<Client, ClientError> {
     Client::connect(ClientConfig::new(cf.clone()))
-}
-
-fn free_memory(c: &Client) -> u64 {
-    let h = CallHeader::default();
-    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
-    let Reply::DevicePrimaryCtxRetain(r) = c
-        .call(
-            h,
-            &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
-        )
-        .unwrap()
-    else {
-        panic!("unexpected reply")
-    };
-    let h = CallHeader { ctx: r.ctx, ..h };
-    let Reply::MemGetInfo(m) = c.call(h, &Request::MemGetInfo(MemGetInfoReq {})).unwrap() else {
-        panic!("unexpected reply")
-    };
-    m.free
 }
 
 #[test]

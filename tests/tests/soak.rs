@@ -11,8 +11,6 @@ mod common;
 
 use rgpu_protocol::client::{Client, ClientConfig};
 use rgpu_protocol::connfile::ConnectionFile;
-use rgpu_protocol::messages::*;
-use rgpu_protocol::wire::CallHeader;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,23 +32,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Free device memory as a fresh client sees it (its own session holds nothing).
 fn free_memory(cf: &ConnectionFile) -> u64 {
-    let c = Client::connect(ClientConfig::new(cf.clone())).unwrap();
-    let h = CallHeader::default();
-    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
-    let Reply::DevicePrimaryCtxRetain(r) = c
-        .call(
-            h,
-            &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
-        )
-        .unwrap()
-    else {
-        panic!("unexpected reply")
-    };
-    let h = CallHeader { ctx: r.ctx, ..h };
-    let Reply::MemGetInfo(m) = c.call(h, &Request::MemGetInfo(MemGetInfoReq {})).unwrap() else {
-        panic!("unexpected reply")
-    };
-    m.free
+    common::free_memory(&Client::connect(ClientConfig::new(cf.clone())).unwrap())
 }
 
 #[test]

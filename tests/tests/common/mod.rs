@@ -201,3 +201,54 @@ pub fn cuda_program(name: &str, rt: Runtime) -> PathBuf {
         }
     }
 }
+
+/// A server running in the test process, with its runtime and state directory.
+pub struct TestServer {
+    pub srv: rgpu_server::server::Server,
+    pub rt: tokio::runtime::Runtime,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a server on loopback with one 1 GiB CPU device, after `configure` adjusts the settings.
+pub fn start_server(configure: impl FnOnce(&mut rgpu_server::server::ServerConfig)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = rgpu_server::server::ServerConfig::new(dir.path().join("state"));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.device = rgpu_server::server::DeviceKind::Cpu;
+    cfg.cpu_memory = 1 << 30;
+    configure(&mut cfg);
+    let srv = rt.block_on(rgpu_server::server::start(cfg)).unwrap();
+    TestServer { srv, rt, dir }
+}
+
+/// Initialises `c` and retains device 0's primary context: the header for calls in it.
+pub fn primary(c: &rgpu_protocol::client::Client) -> rgpu_protocol::wire::CallHeader {
+    use rgpu_protocol::messages::*;
+    let h = rgpu_protocol::wire::CallHeader::default();
+    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
+    let Reply::DevicePrimaryCtxRetain(r) = c
+        .call(
+            h,
+            &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
+        )
+        .unwrap()
+    else {
+        panic!("unexpected reply")
+    };
+    rgpu_protocol::wire::CallHeader { ctx: r.ctx, ..h }
+}
+
+/// Free memory of device 0 as `c` sees it.
+pub fn free_memory(c: &rgpu_protocol::client::Client) -> u64 {
+    use rgpu_protocol::messages::*;
+    let h = primary(c);
+    let Reply::MemGetInfo(m) = c.call(h, &Request::MemGetInfo(MemGetInfoReq {})).unwrap() else {
+        panic!("unexpected reply")
+    };
+    m.free
+}
