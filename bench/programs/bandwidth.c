@@ -1,7 +1,9 @@
 /* Host<->device bandwidth and small-copy latency through the CUDA driver API, as a program sees
  * them (run natively on a GPU machine, or through `rgpu run`). Also measures a raw blocking TCP
  * ping-pong in the same process, the floor the held-out acceptance compares against.
- *   usage: bandwidth [MiB]   (default 64) */
+ * With `sweep` as second argument, also host<->device bandwidth from 4 KiB to the given size,
+ * pageable and page-locked (cuMemAllocHost).
+ *   usage: bandwidth [MiB [sweep]]   (default 64) */
 #include <cuda.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -114,5 +116,33 @@ int main(int argc, char **argv) {
     CHECK(cuStreamSynchronize(s));
     double t1 = now();
     printf("async memset + event record: %.0f calls/s (%d calls)\n", ops / (t1 - t0), ops);
+    if (argc > 2 && strcmp(argv[2], "sweep") == 0) {
+        void *pinned;
+        CHECK(cuMemAllocHost(&pinned, n));
+        memset(pinned, 7, n);
+        printf("size | pageable HtoD GB/s | pageable DtoH GB/s | pinned HtoD GB/s | pinned DtoH GB/s\n");
+        for (size_t sz = 4096; sz <= n; sz *= 4) {
+            double bw[4];
+            for (int k = 0; k < 4; k++) {
+                char *host = k < 2 ? h : (char *)pinned;
+                int reps = sz < (1 << 20) ? 200 : sz < (16 << 20) ? 20 : 3;
+                double best = 1e9;
+                for (int r = 0; r < reps; r++) {
+                    double a = now();
+                    if (k % 2 == 0) {
+                        CHECK(cuMemcpyHtoD(d, host, sz));
+                        CHECK(cuCtxSynchronize());
+                    } else {
+                        CHECK(cuMemcpyDtoH(host, d, sz));
+                    }
+                    double b = now() - a;
+                    if (b < best) best = b;
+                }
+                bw[k] = sz / best / 1e9;
+            }
+            printf("%zu KiB | %.2f | %.2f | %.2f | %.2f\n", sz >> 10, bw[0], bw[1], bw[2], bw[3]);
+        }
+        CHECK(cuMemFreeHost(pinned));
+    }
     return 0;
 }

@@ -251,7 +251,28 @@ impl Client {
     }
 
     /// Sends a call and waits for its reply.
-    pub fn call(&self, mut hdr: CallHeader, req: &Request) -> Result<Reply, ClientError> {
+    pub fn call(&self, hdr: CallHeader, req: &Request) -> Result<Reply, ClientError> {
+        let slot = self.submit(hdr, req)?;
+        Self::wait(&slot, req)
+    }
+
+    /// Sends several calls at once and waits for all their replies (in the same order); the
+    /// first failure is returned. The server may run them concurrently: use this only for calls
+    /// that do not depend on each other (e.g. the chunks of one large download).
+    pub fn call_batch(&self, hdr: CallHeader, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        let slots = reqs
+            .iter()
+            .map(|r| self.submit(hdr, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        slots
+            .iter()
+            .zip(reqs)
+            .map(|(slot, req)| Self::wait(slot, req))
+            .collect()
+    }
+
+    /// Sends a call whose reply the returned slot receives.
+    fn submit(&self, mut hdr: CallHeader, req: &Request) -> Result<Arc<Slot>, ClientError> {
         if let Some(why) = self.dead_reason() {
             return Err(ClientError::Transport(why));
         }
@@ -282,6 +303,11 @@ impl Client {
         if let Some(why) = self.dead_reason() {
             self.shared.fail_all(why);
         }
+        Ok(slot)
+    }
+
+    /// Waits for the reply of `req` in `slot`.
+    fn wait(slot: &Slot, req: &Request) -> Result<Reply, ClientError> {
         let mut g = slot.done.lock().unwrap_or_else(|e| e.into_inner());
         while g.is_none() {
             g = slot.cv.wait(g).unwrap_or_else(|e| e.into_inner());

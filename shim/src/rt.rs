@@ -333,6 +333,34 @@ pub fn call_async(req: Request) -> CuResult<()> {
     })
 }
 
+/// Sends independent requests of the calling thread at once and waits for all replies.
+pub fn call_batch(reqs: &[Request]) -> CuResult<Vec<Reply>> {
+    let client = client()?;
+    let hdr = CallHeader {
+        flags: if PTDS.with(|p| p.get()) {
+            flags::PER_THREAD_STREAM
+        } else {
+            0
+        },
+        thread: thread_id(),
+        ctx: current_ctx(),
+        ..Default::default()
+    };
+    if tracing_calls() {
+        tracing::info!(target: "rgpu_trace", "  {} calls at once, first {:?}", reqs.len(), reqs.first().map(TraceReq));
+    }
+    client.call_batch(hdr, reqs).map_err(|e| match e {
+        ClientError::Cuda(e) => e,
+        e => {
+            static ONCE: AtomicBool = AtomicBool::new(false);
+            if !ONCE.swap(true, Ordering::Relaxed) {
+                eprintln!("rgpu: {e}");
+            }
+            CuError::DEVICE_UNAVAILABLE
+        }
+    })
+}
+
 /// Like [`call`], with an explicit context.
 pub fn call_in(ctx: u64, req: Request) -> CuResult<Reply> {
     let client = client()?;
