@@ -345,7 +345,28 @@ fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {
         let attr = |i: usize| sum.attributes.get(i).copied().unwrap_or(0);
         let uuid: [u8; 16] = sum.uuid.as_slice().try_into().unwrap_or_default();
         let load = loads.get(d as usize).cloned().unwrap_or_default();
+        // Free memory as the device reports it now (on a GPU: all of its users).
+        let free = match call(Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq {
+            dev: d,
+        })) {
+            Ok(Reply::DevicePrimaryCtxRetain(r)) => {
+                let h = CallHeader {
+                    ctx: r.ctx,
+                    ..Default::default()
+                };
+                let f = match client.call(h, &Request::MemGetInfo(MemGetInfoReq {})) {
+                    Ok(Reply::MemGetInfo(m)) => Some(m.free),
+                    _ => None,
+                };
+                let _ = call(Request::DevicePrimaryCtxRelease(
+                    DevicePrimaryCtxReleaseReq { dev: d },
+                ));
+                f
+            }
+            _ => None,
+        };
         rows.push(serde_json::json!({
+            "free_bytes": free,
             "index": d,
             "server_index": load.server_index,
             "name": sum.name,
@@ -361,18 +382,21 @@ fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:<5} {:<28} {:>12} {:>4} {:>4} {:>8} {:<9} UUID",
-            "INDEX", "NAME", "MEMORY", "CC", "SMS", "SESSIONS", "POLICY"
+            "{:<5} {:<28} {:>12} {:>12} {:>4} {:>4} {:>8} {:<9} UUID",
+            "INDEX", "NAME", "MEMORY", "FREE", "CC", "SMS", "SESSIONS", "POLICY"
         );
         for r in rows {
             println!(
-                "{:<5} {:<28} {:>8} MiB {:>4} {:>4} {:>8} {:<9} {}",
-                r["server_index"],
+                "{:<5} {:<28} {:>8} MiB {:>12} {:>4} {:>4} {:>8} {:<9} {}",
+                r["server_index"].as_u64().unwrap_or(0),
                 r["name"].as_str().unwrap_or(""),
                 r["memory_bytes"].as_u64().unwrap_or(0) >> 20,
+                r["free_bytes"]
+                    .as_u64()
+                    .map_or("?".to_string(), |f| format!("{} MiB", f >> 20)),
                 r["compute_capability"].as_str().unwrap_or(""),
-                r["multiprocessors"],
-                r["sessions"],
+                r["multiprocessors"].as_i64().unwrap_or(0),
+                r["sessions"].as_u64().unwrap_or(0),
                 r["policy"].as_str().unwrap_or(""),
                 r["uuid"].as_str().unwrap_or("")
             );

@@ -246,6 +246,7 @@ fn standalone_server_devices_run_and_sigterm() {
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[1]["name"], "rgpu CPU device");
     assert_eq!(v[0]["memory_bytes"], 512u64 << 20);
+    assert_eq!(v[0]["free_bytes"], 512u64 << 20, "nothing allocated yet");
     assert_eq!(v[0]["compute_capability"], "7.5");
     let demo = common::c_program("demo_driver_api");
     let out = Command::new(common::rgpu())
