@@ -143,31 +143,7 @@ fn graceful_shutdown_stops_accepting_and_tells_clients() {
 #[test]
 fn dead_server_gives_errors_in_bounded_time() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = dir.path().join("conn.json");
-    let mut server = Command::new(common::rgpu())
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--device",
-            "cpu",
-            "--state-dir",
-        ])
-        .arg(dir.path().join("state"))
-        .arg("--connection-file")
-        .arg(&conn)
-        .env("RGPU_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !conn.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    let (mut server, conn) = common::spawn_server(dir.path(), &[]);
     let exe = common::c_program("wait_then_copy");
     let mut cmd = Command::new(&exe);
     common::shim_env(&mut cmd, &conn);
@@ -204,38 +180,17 @@ fn dead_server_gives_errors_in_bounded_time() {
 #[test]
 fn standalone_server_devices_run_and_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = dir.path().join("conn.json");
-    let mut server = Command::new(common::rgpu())
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--device",
-            "cpu",
+    let (mut server, conn) = common::spawn_server(
+        dir.path(),
+        &[
             "--cpu-devices",
             "2",
-        ])
-        .args([
             "--cpu-memory",
             "512M",
             "--shutdown-grace",
             "1",
-            "--state-dir",
-        ])
-        .arg(dir.path().join("state"))
-        .arg("--connection-file")
-        .arg(&conn)
-        .env("RGPU_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !conn.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        ],
+    );
     let out = Command::new(common::rgpu())
         .args(["devices", "--json", "--connection-file"])
         .arg(&conn)

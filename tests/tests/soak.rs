@@ -41,31 +41,10 @@ fn many_clients_copy_and_launch_without_errors_or_leaks() {
     let seconds = env_num("RGPU_SOAK_SECONDS", 4);
     let isolation = std::env::var("RGPU_SOAK_ISOLATION").unwrap_or_else(|_| "thread".into());
     let dir = tempfile::tempdir().unwrap();
-    let conn = dir.path().join("conn.json");
-    let mut server = Command::new(common::rgpu())
-        .args(["server", "--listen", "127.0.0.1:0", "--device", "cpu"])
-        .args([
-            "--cpu-memory",
-            "2G",
-            "--isolation",
-            &isolation,
-            "--state-dir",
-        ])
-        .arg(dir.path().join("state"))
-        .arg("--connection-file")
-        .arg(&conn)
-        .env("RGPU_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !conn.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    let (mut server, conn) = common::spawn_server(
+        dir.path(),
+        &["--cpu-memory", "2G", "--isolation", &isolation],
+    );
     let cf = ConnectionFile::read(&conn).unwrap();
     let module = common::kernel_module("vadd", "ptx");
     let exe = common::c_program("soak");

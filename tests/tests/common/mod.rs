@@ -252,3 +252,29 @@ pub fn free_memory(c: &rgpu_protocol::client::Client) -> u64 {
     };
     m.free
 }
+
+/// Starts `rgpu server` as its own process on loopback with the CPU device, state under `dir`
+/// and the flags `extra`, and waits for its connection file: (process, connection file path).
+pub fn spawn_server(dir: &Path, extra: &[&str]) -> (std::process::Child, PathBuf) {
+    let conn = dir.join("conn.json");
+    let server = Command::new(rgpu())
+        .args(["server", "--listen", "127.0.0.1:0", "--device", "cpu"])
+        .args(extra)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--connection-file")
+        .arg(&conn)
+        .env("RGPU_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !conn.exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    (server, conn)
+}
