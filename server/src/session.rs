@@ -59,10 +59,68 @@ struct Ctx {
     sticky: Arc<Mutex<Option<CuError>>>,
 }
 
+/// Whether `f` is a valid set of context flags (scheduling mode 0–2 or 4, plus known bits).
+fn ctx_flags_ok(f: u32) -> bool {
+    f & !CTX_FLAGS_MASK == 0 && f & 0x7 <= 4 && f & 0x7 != 3
+}
+
+/// A device's primary context as clients see it: a stable handle, the retain count and the
+/// flags for its next creation. Both backends keep one per device (`Primaries`).
 struct Primary {
     handle: u64,
     refs: u32,
     flags: u32,
+}
+
+/// The primary-context table of a session, shared by the CPU and GPU backends; each backend
+/// creates and destroys the contexts behind the handles.
+#[derive(Default)]
+struct Primaries(HashMap<i32, Primary>);
+
+impl Primaries {
+    /// The entry of device `dev`, made (with a fresh handle) on first use.
+    fn entry(&mut self, dev: i32) -> &mut Primary {
+        self.0.entry(dev).or_insert_with(|| Primary {
+            handle: new_handle(),
+            refs: 0,
+            flags: 0,
+        })
+    }
+
+    /// Drops one retain of `dev`: the handle whose context must go when it was the last.
+    fn release(&mut self, dev: i32) -> CuResult<Option<u64>> {
+        let p = self
+            .0
+            .get_mut(&dev)
+            .filter(|p| p.refs > 0)
+            .ok_or(CuError::INVALID_CONTEXT)?;
+        p.refs -= 1;
+        Ok((p.refs == 0).then_some(p.handle))
+    }
+
+    /// Forgets `dev`'s flags for a reset: the handle whose context must go, if any.
+    fn reset(&mut self, dev: i32) -> Option<u64> {
+        self.0.get_mut(&dev).map(|p| {
+            p.flags = 0;
+            p.handle
+        })
+    }
+
+    /// (flags, active) of `dev`, where `live(handle)` says whether its context exists.
+    fn state(&self, dev: i32, live: impl Fn(u64) -> bool) -> (u32, i32) {
+        self.0
+            .get(&dev)
+            .map(|p| (p.flags, (p.refs > 0 && live(p.handle)) as i32))
+            .unwrap_or((0, 0))
+    }
+
+    /// The device and flags of an existing primary handle.
+    fn find(&self, handle: u64) -> Option<(i32, u32)> {
+        self.0
+            .iter()
+            .find(|(_, p)| p.handle == handle && handle != 0)
+            .map(|(d, p)| (*d, p.flags))
+    }
 }
 
 struct Alloc {
@@ -73,7 +131,7 @@ struct Alloc {
 #[derive(Default)]
 struct State {
     contexts: HashMap<u64, Ctx>,
-    primaries: HashMap<i32, Primary>,
+    primaries: Primaries,
     allocs: BTreeMap<u64, Alloc>,
     streams: HashMap<u64, Arc<Stream>>,
     events: HashMap<u64, Arc<Event>>,
@@ -995,11 +1053,7 @@ impl Handler for Session {
         self.device(req.dev)?;
         let mut st = self.st();
         let (handle, refs, flags) = {
-            let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
-                handle: new_handle(),
-                refs: 0,
-                flags: 0,
-            });
+            let p = st.primaries.entry(req.dev);
             p.refs += 1;
             (p.handle, p.refs, p.flags)
         };
@@ -1017,16 +1071,7 @@ impl Handler for Session {
     ) -> CuResult<DevicePrimaryCtxReleaseRep> {
         self.device(req.dev)?;
         let mut st = self.st();
-        let p = st
-            .primaries
-            .get_mut(&req.dev)
-            .ok_or(CuError::INVALID_CONTEXT)?;
-        if p.refs == 0 {
-            return Err(CuError::INVALID_CONTEXT);
-        }
-        p.refs -= 1;
-        if p.refs == 0 {
-            let h = p.handle;
+        if let Some(h) = st.primaries.release(req.dev)? {
             self.teardown_ctx(&mut st, h);
         }
         Ok(DevicePrimaryCtxReleaseRep {})
@@ -1041,9 +1086,7 @@ impl Handler for Session {
         let mut st = self.st();
         // Resetting does not release: the retains stay outstanding and each may still be
         // released afterwards; the next retain creates a fresh context.
-        if let Some(p) = st.primaries.get_mut(&req.dev) {
-            p.flags = 0;
-            let h = p.handle;
+        if let Some(h) = st.primaries.reset(req.dev) {
             self.teardown_ctx(&mut st, h);
         }
         self.reinit_library_globals(&st, req.dev);
@@ -1064,12 +1107,7 @@ impl Handler for Session {
         let st = self.st();
         let (flags, active) = st
             .primaries
-            .get(&req.dev)
-            .map(|p| {
-                let live = p.refs > 0 && st.contexts.contains_key(&p.handle);
-                (p.flags, live as i32)
-            })
-            .unwrap_or((0, 0));
+            .state(req.dev, |h| st.contexts.contains_key(&h));
         Ok(DevicePrimaryCtxGetStateRep { flags, active })
     }
 
@@ -1079,15 +1117,11 @@ impl Handler for Session {
         req: DevicePrimaryCtxSetFlagsReq,
     ) -> CuResult<DevicePrimaryCtxSetFlagsRep> {
         self.device(req.dev)?;
-        if req.flags & !CTX_FLAGS_MASK != 0 || req.flags & 0x7 > 4 || req.flags & 0x7 == 3 {
+        if !ctx_flags_ok(req.flags) {
             return Err(CuError::INVALID_VALUE);
         }
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
-            handle: new_handle(),
-            refs: 0,
-            flags: 0,
-        });
+        let p = st.primaries.entry(req.dev);
         p.flags = req.flags;
         let h = p.handle;
         if let Some(c) = st.contexts.get_mut(&h) {
@@ -1098,7 +1132,7 @@ impl Handler for Session {
 
     fn ctx_create(&self, _cx: &Cx, req: CtxCreateReq) -> CuResult<CtxCreateRep> {
         self.device(req.dev)?;
-        if req.flags & !CTX_FLAGS_MASK != 0 || req.flags & 0x7 > 4 || req.flags & 0x7 == 3 {
+        if !ctx_flags_ok(req.flags) {
             return Err(CuError::INVALID_VALUE);
         }
         let handle = new_handle();
@@ -1124,11 +1158,7 @@ impl Handler for Session {
     ) -> CuResult<DevicePrimaryCtxHandleRep> {
         self.device(req.dev)?;
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
-            handle: new_handle(),
-            refs: 0,
-            flags: 0,
-        });
+        let p = st.primaries.entry(req.dev);
         Ok(DevicePrimaryCtxHandleRep { ctx: p.handle })
     }
 
@@ -1137,14 +1167,10 @@ impl Handler for Session {
         // An inactive primary context is still a valid handle (cudart makes it current, then
         // retains it).
         if !st.contexts.contains_key(&req.ctx) {
-            if let Some((dev, p)) = st
-                .primaries
-                .iter()
-                .find(|(_, p)| p.handle == req.ctx && req.ctx != 0)
-            {
+            if let Some((device, flags)) = st.primaries.find(req.ctx) {
                 return Ok(CtxInfoRep {
-                    device: *dev,
-                    flags: p.flags,
+                    device,
+                    flags,
                     id: 0,
                     api_version: 3020,
                 });
@@ -1165,7 +1191,7 @@ impl Handler for Session {
     }
 
     fn ctx_set_flags(&self, cx: &Cx, req: CtxSetFlagsReq) -> CuResult<CtxSetFlagsRep> {
-        if req.flags & !CTX_FLAGS_MASK != 0 || req.flags & 0x7 > 4 || req.flags & 0x7 == 3 {
+        if !ctx_flags_ok(req.flags) {
             return Err(CuError::INVALID_VALUE);
         }
         let mut st = self.st();

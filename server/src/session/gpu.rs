@@ -7,7 +7,7 @@
 //! of a module it loaded. Kernels are not checked (a GPU cannot be), but they run in the
 //! session's own contexts, whose address spaces hold only the session's memory.
 
-use super::{new_handle, Cx, Limits, Notify};
+use super::{ctx_flags_ok, new_handle, Cx, Limits, Notify, Primaries};
 use crate::device::gpu::{self, drv, GpuInfo, H};
 use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::image;
@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 const STREAM_LEGACY: u64 = 1;
 const STREAM_PER_THREAD: u64 = 2;
-const CTX_FLAGS_MASK: u32 = 0x07 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100;
 
 struct Ctx {
     real: H,
@@ -27,12 +26,6 @@ struct Ctx {
     id: u64,
     primary: bool,
     shmem_config: i32,
-}
-
-struct Primary {
-    handle: u64,
-    refs: u32,
-    flags: u32,
 }
 
 struct Stream {
@@ -74,7 +67,7 @@ struct Alloc {
 #[derive(Default)]
 struct State {
     contexts: HashMap<u64, Ctx>,
-    primaries: HashMap<i32, Primary>,
+    primaries: Primaries,
     streams: HashMap<u64, Stream>,
     events: HashMap<u64, Event>,
     /// Per-thread default streams: (client thread, context) → driver stream.
@@ -551,10 +544,6 @@ fn bytes_of(s: &str) -> Vec<u8> {
     v
 }
 
-fn ctx_flags_ok(f: u32) -> bool {
-    f & !CTX_FLAGS_MASK == 0 && f & 0x7 <= 4 && f & 0x7 != 3
-}
-
 impl Handler for GpuSession {
     type Cx = Cx;
 
@@ -723,19 +712,13 @@ impl Handler for GpuSession {
         self.dev(req.dev)?;
         let mut st = self.st();
         let (handle, flags) = {
-            let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
-                handle: new_handle(),
-                refs: 0,
-                flags: 0,
-            });
+            let p = st.primaries.entry(req.dev);
             (p.handle, p.flags)
         };
         if !st.contexts.contains_key(&handle) {
             self.add_ctx(&mut st, handle, req.dev, flags, true)?;
         }
-        if let Some(p) = st.primaries.get_mut(&req.dev) {
-            p.refs += 1;
-        }
+        st.primaries.entry(req.dev).refs += 1;
         Ok(DevicePrimaryCtxRetainRep { ctx: handle })
     }
 
@@ -746,14 +729,7 @@ impl Handler for GpuSession {
     ) -> CuResult<DevicePrimaryCtxReleaseRep> {
         self.dev(req.dev)?;
         let mut st = self.st();
-        let p = st
-            .primaries
-            .get_mut(&req.dev)
-            .filter(|p| p.refs > 0)
-            .ok_or(CuError::INVALID_CONTEXT)?;
-        p.refs -= 1;
-        if p.refs == 0 {
-            let h = p.handle;
+        if let Some(h) = st.primaries.release(req.dev)? {
             self.teardown_ctx(&mut st, h);
         }
         Ok(DevicePrimaryCtxReleaseRep {})
@@ -766,9 +742,7 @@ impl Handler for GpuSession {
     ) -> CuResult<DevicePrimaryCtxResetRep> {
         self.dev(req.dev)?;
         let mut st = self.st();
-        if let Some(p) = st.primaries.get_mut(&req.dev) {
-            p.flags = 0;
-            let h = p.handle;
+        if let Some(h) = st.primaries.reset(req.dev) {
             self.teardown_ctx(&mut st, h);
         }
         lock(&self.deferred).clear();
@@ -784,14 +758,7 @@ impl Handler for GpuSession {
         let st = self.st();
         let (flags, active) = st
             .primaries
-            .get(&req.dev)
-            .map(|p| {
-                (
-                    p.flags,
-                    (p.refs > 0 && st.contexts.contains_key(&p.handle)) as i32,
-                )
-            })
-            .unwrap_or((0, 0));
+            .state(req.dev, |h| st.contexts.contains_key(&h));
         Ok(DevicePrimaryCtxGetStateRep { flags, active })
     }
 
@@ -805,11 +772,7 @@ impl Handler for GpuSession {
             return Err(CuError::INVALID_VALUE);
         }
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
-            handle: new_handle(),
-            refs: 0,
-            flags: 0,
-        });
+        let p = st.primaries.entry(req.dev);
         p.flags = req.flags;
         let h = p.handle;
         if let Some(c) = st.contexts.get_mut(&h) {
@@ -825,11 +788,7 @@ impl Handler for GpuSession {
     ) -> CuResult<DevicePrimaryCtxHandleRep> {
         self.dev(req.dev)?;
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev).or_insert_with(|| Primary {
-            handle: new_handle(),
-            refs: 0,
-            flags: 0,
-        });
+        let p = st.primaries.entry(req.dev);
         Ok(DevicePrimaryCtxHandleRep { ctx: p.handle })
     }
 
@@ -866,11 +825,10 @@ impl Handler for GpuSession {
         }
         // An inactive primary context is still a valid handle.
         st.primaries
-            .iter()
-            .find(|(_, p)| p.handle == req.ctx && req.ctx != 0)
-            .map(|(d, p)| CtxInfoRep {
-                device: *d,
-                flags: p.flags,
+            .find(req.ctx)
+            .map(|(device, flags)| CtxInfoRep {
+                device,
+                flags,
                 id: 0,
                 api_version: 3020,
             })
