@@ -232,7 +232,7 @@ pub struct Session {
     st: Mutex<State>,
     notify: Notify,
     /// Errors of pipelined calls, per client thread, reported by that thread's next reply.
-    deferred: Mutex<HashMap<u64, CuError>>,
+    deferred: Deferred,
     /// Device memory this session may hold, if limited.
     quota: Mutex<Option<u64>>,
     /// Limits on streams, events and modules.
@@ -242,7 +242,7 @@ pub struct Session {
     /// Whether the client connected from this machine (enables the shared-memory bulk path).
     local: std::sync::atomic::AtomicBool,
     /// The client's shared-memory segment, once attached: (address, size).
-    shm: Mutex<Option<(usize, usize)>>,
+    shm: ShmSegment,
 }
 
 impl Session {
@@ -258,28 +258,18 @@ impl Session {
             devices,
             st: Mutex::new(State::default()),
             notify,
-            deferred: Mutex::new(HashMap::new()),
+            deferred: Deferred::default(),
             quota: Mutex::new(None),
             limits: Mutex::new(Limits::default()),
             inflight: Arc::new(AtomicU64::new(0)),
             local: std::sync::atomic::AtomicBool::new(false),
-            shm: Mutex::new(None),
+            shm: ShmSegment::default(),
         }
     }
 
     /// Marks the client as connected from this machine.
     pub fn set_local(&self, local: bool) {
         self.local.store(local, Ordering::Relaxed);
-    }
-
-    /// The attached segment's bytes `[off, off+len)`, as an address.
-    fn shm_range(&self, off: u64, len: u64) -> CuResult<usize> {
-        let g = self.shm.lock().unwrap_or_else(|e| e.into_inner());
-        let (base, size) = g.ok_or(CuError::INVALID_VALUE)?;
-        if off.checked_add(len).is_none_or(|e| e > size as u64) {
-            return Err(CuError::INVALID_VALUE);
-        }
-        Ok(base + off as usize)
     }
 
     /// Limits the device memory this session may hold (`None`: no limit).
@@ -308,19 +298,12 @@ impl Session {
     /// Records the failure of a pipelined call made by client thread `thread` (the first one
     /// wins until it is reported).
     pub fn defer_error(&self, thread: u64, e: CuError) {
-        self.deferred
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(thread)
-            .or_insert(e);
+        self.deferred.defer(thread, e);
     }
 
     /// Takes the pending failure of client thread `thread`'s pipelined calls.
     pub fn take_deferred_error(&self, thread: u64) -> Option<CuError> {
-        self.deferred
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&thread)
+        self.deferred.take(thread)
     }
 
     /// The sticky error of context `ctx`, if a kernel failed in it.
@@ -707,10 +690,6 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some((base, size)) = self.shm.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            // SAFETY: mapped by shm_attach with this size; no call of this session runs any more.
-            unsafe { libc::munmap(base as *mut libc::c_void, size) };
-        }
         let mut st = self.st();
         let handles: Vec<u64> = st.contexts.keys().copied().collect();
         for h in handles {
@@ -734,6 +713,73 @@ fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
             tokio::task::block_in_place(f)
         }
         _ => f(),
+    }
+}
+
+/// Failures of pipelined calls, per client thread, until that thread's next waiting call reports
+/// them (the first failure wins). Shared by both backends.
+#[derive(Default)]
+struct Deferred(Mutex<HashMap<u64, CuError>>);
+
+impl Deferred {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, CuError>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn defer(&self, thread: u64, e: CuError) {
+        self.lock().entry(thread).or_insert(e);
+    }
+
+    fn take(&self, thread: u64) -> Option<CuError> {
+        self.lock().remove(&thread)
+    }
+
+    /// Forgets every pending failure (a reset: they belonged to the old context).
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// The client's shared-memory segment for bulk copies, once attached; unmapped on drop.
+/// Shared by both backends.
+#[derive(Default)]
+struct ShmSegment(Mutex<Option<(usize, usize)>>);
+
+impl ShmSegment {
+    /// Maps segment `name` of `size` bytes for session `sid` (once per session).
+    fn attach(&self, sid: u64, name: &str, size: u64) -> CuResult<()> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_some() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        *g = Some(map_shm(name, size)?);
+        tracing::info!(
+            "session {sid}: shared-memory bulk path attached ({} MiB)",
+            size >> 20
+        );
+        Ok(())
+    }
+
+    /// The segment's bytes `[off, off+len)`, as an address.
+    fn range(&self, off: u64, len: u64) -> CuResult<usize> {
+        let (base, size) = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ok_or(CuError::INVALID_VALUE)?;
+        if off.checked_add(len).is_none_or(|e| e > size as u64) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        Ok(base + off as usize)
+    }
+}
+
+impl Drop for ShmSegment {
+    fn drop(&mut self) {
+        if let Some((base, size)) = self.0.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            // SAFETY: mapped by `attach` with this size; the session owning it has ended.
+            unsafe { libc::munmap(base as *mut libc::c_void, size) };
+        }
     }
 }
 
@@ -1091,10 +1137,7 @@ impl Handler for Session {
         }
         self.reinit_library_globals(&st, req.dev);
         // Errors of pipelined calls in the old context must not surface in the new one.
-        self.deferred
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.deferred.clear();
         Ok(DevicePrimaryCtxResetRep {})
     }
 
@@ -1333,29 +1376,20 @@ impl Handler for Session {
         if !self.local.load(Ordering::Relaxed) {
             return Err(CuError::NOT_SUPPORTED);
         }
-        let mut g = self.shm.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_some() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        *g = Some(map_shm(&req.name, req.size)?);
-        tracing::info!(
-            "session {}: shared-memory bulk path attached ({} MiB)",
-            self.id,
-            req.size >> 20
-        );
+        self.shm.attach(self.id, &req.name, req.size)?;
         Ok(ShmAttachRep {})
     }
 
     fn memcpy_hto_d_shm(&self, cx: &Cx, req: MemcpyHtoDShmReq) -> CuResult<MemcpyHtoDShmRep> {
         let n = req.byte_count;
-        let src = self.shm_range(req.offset, n)?;
+        let src = self.shm.range(req.offset, n)?;
         if n == 0 {
             return Ok(MemcpyHtoDShmRep {});
         }
         let r = self.region(cx, req.dst, n)?;
         if req.is_async {
             // The client reuses the segment after the reply: take the bytes now.
-            // SAFETY: shm_range checked the range lies in the mapped segment.
+            // SAFETY: ShmSegment::range checked the range lies in the mapped segment.
             let data = unsafe { std::slice::from_raw_parts(src as *const u8, n as usize) }.to_vec();
             self.submit(
                 cx,
@@ -1378,7 +1412,7 @@ impl Handler for Session {
 
     fn memcpy_dto_h_shm(&self, cx: &Cx, req: MemcpyDtoHShmReq) -> CuResult<MemcpyDtoHShmRep> {
         let n = req.byte_count;
-        let dst = self.shm_range(req.offset, n)?;
+        let dst = self.shm.range(req.offset, n)?;
         if n == 0 {
             return Ok(MemcpyDtoHShmRep {});
         }

@@ -7,7 +7,7 @@
 //! of a module it loaded. Kernels are not checked (a GPU cannot be), but they run in the
 //! session's own contexts, whose address spaces hold only the session's memory.
 
-use super::{ctx_flags_ok, new_handle, Cx, Limits, Notify, Primaries};
+use super::{ctx_flags_ok, new_handle, Cx, Deferred, Limits, Notify, Primaries, ShmSegment};
 use crate::device::gpu::{self, drv, GpuInfo, H};
 use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::image;
@@ -90,10 +90,10 @@ pub struct GpuSession {
     devices: Vec<(GpuInfo, i32)>,
     driver_version: i32,
     st: Mutex<State>,
-    deferred: Mutex<HashMap<u64, CuError>>,
+    deferred: Deferred,
     quota: Mutex<Option<u64>>,
     limits: Mutex<Limits>,
-    shm: Mutex<Option<(usize, usize)>>,
+    shm: ShmSegment,
     local: std::sync::atomic::AtomicBool,
     #[allow(dead_code)]
     notify: Notify,
@@ -121,10 +121,10 @@ impl GpuSession {
             devices,
             driver_version: d.version,
             st: Mutex::new(State::default()),
-            deferred: Mutex::new(HashMap::new()),
+            deferred: Deferred::default(),
             quota: Mutex::new(None),
             limits: Mutex::new(Limits::default()),
-            shm: Mutex::new(None),
+            shm: ShmSegment::default(),
             local: std::sync::atomic::AtomicBool::new(false),
             notify,
         })
@@ -165,12 +165,12 @@ impl GpuSession {
 
     /// Records the failure of a pipelined call.
     pub fn defer_error(&self, thread: u64, e: CuError) {
-        lock(&self.deferred).entry(thread).or_insert(e);
+        self.deferred.defer(thread, e);
     }
 
     /// Takes the pending failure of a client thread's pipelined calls.
     pub fn take_deferred_error(&self, thread: u64) -> Option<CuError> {
-        lock(&self.deferred).remove(&thread)
+        self.deferred.take(thread)
     }
 
     /// Whether the stream `handle` has no pending work (then a small copy on it cannot block).
@@ -445,14 +445,6 @@ impl GpuSession {
         Ok(v)
     }
 
-    fn shm_range(&self, off: u64, len: u64) -> CuResult<usize> {
-        let (base, size) = lock(&self.shm).ok_or(CuError::INVALID_VALUE)?;
-        if off.checked_add(len).is_none_or(|e| e > size as u64) {
-            return Err(CuError::INVALID_VALUE);
-        }
-        Ok(base + off as usize)
-    }
-
     /// Host→device copy of `n` bytes at `src` (which stays valid for the call).
     fn h2d(
         &self,
@@ -522,10 +514,6 @@ impl GpuSession {
 
 impl Drop for GpuSession {
     fn drop(&mut self) {
-        if let Some((base, size)) = lock(&self.shm).take() {
-            // SAFETY: mapped by shm_attach with this size; no call of this session runs any more.
-            unsafe { libc::munmap(base as *mut libc::c_void, size) };
-        }
         let mut st = self.st();
         let handles: Vec<u64> = st.contexts.keys().copied().collect();
         for h in handles {
@@ -745,7 +733,7 @@ impl Handler for GpuSession {
         if let Some(h) = st.primaries.reset(req.dev) {
             self.teardown_ctx(&mut st, h);
         }
-        lock(&self.deferred).clear();
+        self.deferred.clear();
         Ok(DevicePrimaryCtxResetRep {})
     }
 
@@ -1846,21 +1834,12 @@ impl Handler for GpuSession {
         if !self.local.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(CuError::NOT_SUPPORTED);
         }
-        let mut g = lock(&self.shm);
-        if g.is_some() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        *g = Some(super::map_shm(&req.name, req.size)?);
-        tracing::info!(
-            "session {}: shared-memory bulk path attached ({} MiB)",
-            self.id,
-            req.size >> 20
-        );
+        self.shm.attach(self.id, &req.name, req.size)?;
         Ok(ShmAttachRep {})
     }
 
     fn memcpy_hto_d_shm(&self, cx: &Cx, req: MemcpyHtoDShmReq) -> CuResult<MemcpyHtoDShmRep> {
-        let src = self.shm_range(req.offset, req.byte_count)?;
+        let src = self.shm.range(req.offset, req.byte_count)?;
         if req.byte_count > 0 {
             // The async copy from pageable memory has staged the bytes when it returns, so the
             // client may reuse the segment after the reply.
@@ -1877,9 +1856,9 @@ impl Handler for GpuSession {
     }
 
     fn memcpy_dto_h_shm(&self, cx: &Cx, req: MemcpyDtoHShmReq) -> CuResult<MemcpyDtoHShmRep> {
-        let dst = self.shm_range(req.offset, req.byte_count)?;
+        let dst = self.shm.range(req.offset, req.byte_count)?;
         if req.byte_count > 0 {
-            // SAFETY: shm_range checked that the range lies in the mapped segment.
+            // SAFETY: ShmSegment::range checked that the range lies in the mapped segment.
             let out =
                 unsafe { std::slice::from_raw_parts_mut(dst as *mut u8, req.byte_count as usize) };
             self.d2h(cx, req.src, out, req.stream)?;
