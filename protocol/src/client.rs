@@ -379,13 +379,9 @@ async fn run(
             }
             match ReplyHeader::parse(&p) {
                 Ok((h, body)) => {
-                    let body = if h.flags & wire::flags::COMPRESSED != 0 {
-                        match wire::decompress(body, max) {
-                            Ok(b) => std::borrow::Cow::Owned(b),
-                            Err(e) => return format!("malformed frame from the rgpu server: {e}"),
-                        }
-                    } else {
-                        std::borrow::Cow::Borrowed(body)
+                    let body = match wire::body(h.flags, body, max) {
+                        Ok(b) => b,
+                        Err(e) => return format!("malformed frame from the rgpu server: {e}"),
                     };
                     let slot = sh
                         .pending
@@ -394,7 +390,7 @@ async fn run(
                         .remove(&h.id);
                     if let Some(slot) = slot {
                         *slot.done.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(Ok((h, body.to_vec())));
+                            Some(Ok((h, body.into_owned())));
                         slot.cv.notify_all();
                     }
                 }

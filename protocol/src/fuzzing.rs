@@ -11,12 +11,8 @@ use crate::wire::{self, CallHeader, HandshakeReply, Hello, ReplyHeader};
 /// decoded as the request its opcode names.
 pub fn call_frame(data: &[u8]) {
     if let Ok((hdr, body)) = CallHeader::parse(data) {
-        if hdr.flags & wire::flags::COMPRESSED != 0 {
-            if let Ok(b) = wire::decompress(body, 16 << 20) {
-                let _ = Request::decode(hdr.opcode, &b);
-            }
-        } else {
-            let _ = Request::decode(hdr.opcode, body);
+        if let Ok(b) = wire::body(hdr.flags, body, 16 << 20) {
+            let _ = Request::decode(hdr.opcode, &b);
         }
     }
     // Also every opcode against the same body, to reach each message's decoder.
@@ -28,12 +24,8 @@ pub fn call_frame(data: &[u8]) {
 /// A reply frame as the client receives it.
 pub fn reply_frame(data: &[u8]) {
     if let Ok((hdr, body)) = ReplyHeader::parse(data) {
-        if hdr.flags & wire::flags::COMPRESSED != 0 {
-            if let Ok(b) = wire::decompress(body, 16 << 20) {
-                let _ = Reply::decode(hdr.opcode, &b);
-            }
-        } else {
-            let _ = Reply::decode(hdr.opcode, body);
+        if let Ok(b) = wire::body(hdr.flags, body, 16 << 20) {
+            let _ = Reply::decode(hdr.opcode, &b);
         }
     }
     if let Some((&op, body)) = data.split_first() {

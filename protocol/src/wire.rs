@@ -54,6 +54,16 @@ pub fn compress(body: &[u8]) -> Option<Vec<u8>> {
     (c.len() < body.len() - body.len() / 8).then_some(c)
 }
 
+/// A received frame's body as sent: decompressed when `flags` say it is compressed (at most
+/// `max` bytes), else as it is.
+pub fn body(flags: u8, body: &[u8], max: u32) -> Result<std::borrow::Cow<'_, [u8]>, DecodeError> {
+    if flags & flags::COMPRESSED != 0 {
+        decompress(body, max).map(std::borrow::Cow::Owned)
+    } else {
+        Ok(std::borrow::Cow::Borrowed(body))
+    }
+}
+
 /// Undoes [`compress`], refusing a declared size above `max` before allocating anything.
 pub fn decompress(body: &[u8], max: u32) -> Result<Vec<u8>, DecodeError> {
     if body.len() < 4 {

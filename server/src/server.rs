@@ -986,17 +986,11 @@ pub(crate) async fn serve_calls(
             Ok(v) => v,
             Err(e) => break Err(format!("session {sid}: malformed frame: {e}")),
         };
-        let inflated;
-        let body = if hdr.flags & wire::flags::COMPRESSED != 0 {
-            inflated = match wire::decompress(body, max_frame) {
-                Ok(b) => b,
-                Err(e) => break Err(format!("session {sid}: malformed frame: {e}")),
-            };
-            &inflated[..]
-        } else {
-            body
+        let body = match wire::body(hdr.flags, body, max_frame) {
+            Ok(b) => b,
+            Err(e) => break Err(format!("session {sid}: malformed frame: {e}")),
         };
-        let req = match Request::decode(hdr.opcode, body) {
+        let req = match Request::decode(hdr.opcode, &body) {
             Ok(r) => r,
             Err(e) => {
                 break Err(format!(
