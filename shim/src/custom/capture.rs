@@ -3,7 +3,7 @@
 //! "not capturing" for every valid stream, which is what libraries such as PyTorch ask before
 //! they allocate or synchronise. The capture mode is kept per thread as the driver does.
 
-use super::launch::check_stream;
+use super::pipeline::check_stream;
 use rgpu_protocol::error::{CuError, CuResult};
 use std::cell::Cell;
 use std::ffi::c_void;

@@ -20,7 +20,7 @@ const CHUNK: usize = 4 << 20;
 /// `src` holds `n` readable bytes.
 unsafe fn htod_chunked(dst: u64, src: *const u8, n: usize, stream: Option<u64>) -> CuResult<()> {
     if let Some(s) = stream {
-        crate::custom::launch::check_stream(s)?;
+        crate::custom::pipeline::check_stream(s)?;
     }
     let mut off = 0;
     while off < n {
@@ -124,7 +124,7 @@ pub(crate) unsafe fn htod(
         Some(s) => {
             // The bytes are captured: the copy is pipelined like a launch (the stream is checked
             // here; a bad destination is reported by the thread's next call that waits).
-            crate::custom::launch::check_stream(s)?;
+            crate::custom::pipeline::check_stream(s)?;
             rt::call_async(Request::MemcpyHtoDAsync(MemcpyHtoDAsyncReq {
                 dst,
                 src: data,

@@ -2,6 +2,7 @@
 //! cached, so `kernelParams` (an array of pointers to each argument) can be packed into the
 //! kernel's parameter buffer; `extra` buffers are forwarded as they are.
 
+use super::pipeline::check_stream;
 use crate::rt;
 use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::messages::*;
@@ -171,31 +172,6 @@ fn limits(ctx: u64) -> CuResult<Limits> {
         .unwrap_or_else(|e| e.into_inner())
         .insert(key, l);
     Ok(l)
-}
-
-type StreamSet = Mutex<std::collections::HashSet<(u32, u64)>>;
-static KNOWN_STREAMS: LazyLock<StreamSet> = LazyLock::new(Default::default);
-
-/// A launch on an unknown stream handle fails at once, as with the driver: the first launch on
-/// each stream asks the server about it (later ones are pipelined without asking).
-pub(crate) fn check_stream(stream: u64) -> CuResult<()> {
-    if stream <= 2 {
-        return Ok(());
-    }
-    let key = (std::process::id(), stream);
-    if KNOWN_STREAMS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&key)
-    {
-        return Ok(());
-    }
-    rt::call(Request::StreamGetFlags(StreamGetFlagsReq { stream }))?;
-    KNOWN_STREAMS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key);
-    Ok(())
 }
 
 /// Checks a launch configuration against the device's limits, so that an invalid one fails at

@@ -4,7 +4,6 @@
 //! address, work in another context) is reported by the thread's next call that waits, as CUDA
 //! allows for asynchronous work.
 
-use super::launch::check_stream;
 use crate::rt;
 use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::messages::*;
@@ -13,33 +12,50 @@ use std::sync::{LazyLock, Mutex};
 /// `CU_EVENT_RECORD_EXTERNAL` / `CU_EVENT_WAIT_EXTERNAL`: the only flags these calls take.
 const EXTERNAL: u32 = 1;
 
-type EventSet = Mutex<std::collections::HashSet<(u32, u64)>>;
-static KNOWN_EVENTS: LazyLock<EventSet> = LazyLock::new(Default::default);
+/// Handles of this process (`(pid, handle)`, so a forked child asks again) that the server has
+/// confirmed once; handles are never reused, so a destroyed one is reported later, by the server.
+type Known = Mutex<std::collections::HashSet<(u32, u64)>>;
+static KNOWN_STREAMS: LazyLock<Known> = LazyLock::new(Default::default);
+static KNOWN_EVENTS: LazyLock<Known> = LazyLock::new(Default::default);
 
-/// An unknown event handle fails at once: the first pipelined use of each event asks the server
-/// about it (handles are never reused, so a destroyed event is reported later, by the server).
-fn check_event(event: u64) -> CuResult<()> {
-    if event == 0 {
-        return Err(CuError::INVALID_HANDLE);
-    }
-    let key = (std::process::id(), event);
-    if KNOWN_EVENTS
+/// Ok when `handle` is in `known`, else when `probe` (a call about it) succeeds, which records it.
+fn check_known(known: &Known, handle: u64, probe: impl FnOnce() -> CuResult<()>) -> CuResult<()> {
+    let key = (std::process::id(), handle);
+    if known
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .contains(&key)
     {
         return Ok(());
     }
-    match rt::call(Request::EventQuery(EventQueryReq { event })) {
-        Ok(_) => {}
-        Err(e) if e == CuError::NOT_READY => {}
-        Err(e) => return Err(e),
-    }
-    KNOWN_EVENTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key);
+    probe()?;
+    known.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
     Ok(())
+}
+
+/// An unknown stream handle fails at once, as with the driver: the first pipelined use of each
+/// stream asks the server about it (later ones are sent without asking).
+pub(crate) fn check_stream(stream: u64) -> CuResult<()> {
+    if stream <= 2 {
+        return Ok(());
+    }
+    check_known(&KNOWN_STREAMS, stream, || {
+        rt::call(Request::StreamGetFlags(StreamGetFlagsReq { stream })).map(|_| ())
+    })
+}
+
+/// An unknown event handle fails at once: the first pipelined use of each event asks the server.
+fn check_event(event: u64) -> CuResult<()> {
+    if event == 0 {
+        return Err(CuError::INVALID_HANDLE);
+    }
+    check_known(&KNOWN_EVENTS, event, || {
+        match rt::call(Request::EventQuery(EventQueryReq { event })) {
+            Ok(_) => Ok(()),
+            Err(e) if e == CuError::NOT_READY => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
 }
 
 /// Checks a request before it is pipelined.
