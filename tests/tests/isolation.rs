@@ -11,7 +11,6 @@ use rgpu_protocol::client::{Client, ClientConfig};
 use rgpu_protocol::messages::*;
 use rgpu_protocol::wire::CallHeader;
 use rgpu_server::server::{self, DeviceKind, Isolation, ServerConfig};
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,11 +50,7 @@ fn spawn_holder(t: &TestServer, mib: &str) -> std::process::Child {
 fn each_client_gets_its_own_worker_which_exits_when_the_client_dies() {
     let t = start(|c| c.idle_timeout = Duration::from_millis(600));
     let mut holder = spawn_holder(&t, "64");
-    let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "READY");
+    common::wait_ready(&mut holder, "the holder allocated its memory");
     let pids = t.srv.worker_pids();
     assert_eq!(pids.len(), 1, "one worker for the one client: {pids:?}");
     let pid = pids[0];
@@ -126,15 +121,7 @@ fn the_memory_quota_applies_inside_workers() {
         common::show(&out)
     );
     let mut ok = spawn_holder(&t, "16");
-    let mut line = String::new();
-    std::io::BufReader::new(ok.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(
-        line.trim(),
-        "READY",
-        "an allocation within the quota succeeds"
-    );
+    common::wait_ready(&mut ok, "an allocation within the quota succeeds");
     ok.kill().unwrap();
     ok.wait().unwrap();
 }
@@ -208,11 +195,7 @@ fn visible_devices_and_exclusive_devices() {
         cmd.env("RGPU_VISIBLE_DEVICES", "1");
         cmd.spawn().unwrap()
     };
-    let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "READY");
+    common::wait_ready(&mut holder, "the holder allocated its memory");
     let demo = |visible: &str| {
         let mut cmd = Command::new(common::c_program("demo_driver_api"));
         common::shim_env(&mut cmd, &t.srv.connection_path);
@@ -271,11 +254,7 @@ fn gpu_runs_driver_programs_and_returns_a_killed_clients_memory() {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", common::show(&out));
     let mut holder = spawn_holder(&t, "1024");
-    let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "READY");
+    common::wait_ready(&mut holder, "the holder allocated its memory");
     let pid = t.srv.worker_pids()[0];
     holder.kill().unwrap();
     holder.wait().unwrap();

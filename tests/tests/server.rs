@@ -10,7 +10,6 @@ use rgpu_protocol::connfile::ConnectionFile;
 use rgpu_protocol::messages::*;
 use rgpu_protocol::wire::CallHeader;
 use rgpu_server::server::{self, DeviceKind, ServerConfig};
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -135,11 +134,7 @@ fn killed_client_memory_comes_back_while_others_keep_working() {
     cmd.arg("256").stdout(Stdio::piped());
     common::shim_env(&mut cmd, &t.srv.connection_path);
     let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "READY");
+    common::wait_ready(&mut child, "the holder allocated its memory");
     let during = free_memory(&observer);
     assert_eq!(
         before - during,

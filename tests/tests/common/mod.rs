@@ -278,3 +278,14 @@ pub fn spawn_server(dir: &Path, extra: &[&str]) -> (std::process::Child, PathBuf
     std::thread::sleep(std::time::Duration::from_millis(100));
     (server, conn)
 }
+
+/// Waits for `child` (e.g. `hold_memory`) to print its first line and checks that it is READY;
+/// `what` says what the line shows.
+pub fn wait_ready(child: &mut std::process::Child, what: &str) {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "READY", "{what}");
+}
