@@ -1,13 +1,17 @@
-//! rgpu-bench: rgpu's figures next to the transport floor measured in the same run.
+//! rgpu-bench: rgpu's figures next to the transport floors measured in the same run.
 //!
-//! Measures the raw loopback TCP round trip and bulk bandwidth (the floor), then through rgpu: a
-//! synchronous call's latency (p50/p99), a synchronous 4-byte device-to-host copy, and 64 MiB
-//! host-to-device / device-to-host bandwidth. Against an embedded server on the CPU device, or a
-//! remote one with `--connection-file`.
+//! Floors: raw loopback TCP, Unix-socket and quinn round trips and bulk bandwidth. Then, over each
+//! path the server offers (its local Unix socket, QUIC): a synchronous call's latency (p50/p99),
+//! a synchronous 4-byte device-to-host copy, the pipelined launch rate, and host<->device
+//! bandwidth from 4 KiB to 256 MiB. With `--program` (bench/programs/bandwidth.c, built), the
+//! same copies as a CUDA program sees them through the shim, pageable and pinned, and with
+//! `--native` without rgpu (on a GPU machine). Prints tables with ratios to the floors and
+//! writes a PNG chart. Against an embedded server on the CPU device, or any server with
+//! `--connection-file`.
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use rgpu_protocol::client::{Client, ClientConfig};
+use rgpu_protocol::client::{Client, ClientConfig, TransportChoice};
 use rgpu_protocol::connfile::ConnectionFile;
 use rgpu_protocol::messages::*;
 use rgpu_protocol::wire::CallHeader;
@@ -15,6 +19,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod chart;
 mod vm;
 
 #[derive(Parser)]
@@ -38,6 +43,34 @@ struct Args {
     /// Compress payloads (LZ4) as `RGPU_COMPRESS=lz4` does; the bulk payload is compressible.
     #[arg(long)]
     compress: bool,
+    /// Largest copy of the bandwidth sweep (4 KiB, then ×4 up to this), e.g. 256M.
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    sweep_max: usize,
+    /// Where to write the bandwidth chart (PNG).
+    #[arg(long, default_value = "rgpu-bench.png")]
+    chart: PathBuf,
+    /// bench/programs/bandwidth.c, built: run it through the shim (and with --native without).
+    #[arg(long)]
+    program: Option<PathBuf>,
+    /// Also run --program against the machine's own libcuda (a GPU machine).
+    #[arg(long)]
+    native: bool,
+    /// The `rgpu` binary that runs --program through the shim (default: next to this one).
+    #[arg(long)]
+    rgpu: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1usize << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>()
+        .map(|n| n * mul)
+        .map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
@@ -122,36 +155,64 @@ fn quinn_floor(
     })
 }
 
+/// Blocking loopback TCP (NODELAY): 64-byte round trip (p50, p99 in µs) and bulk GB/s.
 fn tcp_floor(iters: usize, bulk: usize) -> Result<((f64, f64), f64)> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?;
     let srv = std::thread::spawn(move || -> std::io::Result<()> {
-        let (mut s, _) = l.accept()?;
+        let (s, _) = l.accept()?;
         s.set_nodelay(true)?;
-        let mut b = [0u8; 64];
-        loop {
-            if s.read_exact(&mut b).is_err() {
-                break;
-            }
-            if b[0] == 0xff {
-                // bulk: 8-byte length then payload, answered with one byte
-                let mut len = [0u8; 8];
-                s.read_exact(&mut len)?;
-                let mut left = u64::from_le_bytes(len) as usize;
-                let mut buf = vec![0u8; 1 << 20];
-                while left > 0 {
-                    let n = s.read(&mut buf[..left.min(1 << 20)])?;
-                    left -= n;
-                }
-                s.write_all(&[1])?;
-            } else {
-                s.write_all(&b)?;
-            }
-        }
-        Ok(())
+        echo_server(s)
     });
-    let mut c = std::net::TcpStream::connect(addr)?;
+    let c = std::net::TcpStream::connect(addr)?;
     c.set_nodelay(true)?;
+    let r = echo_client(c, iters, bulk)?;
+    let _ = srv.join();
+    Ok(r)
+}
+
+/// Blocking Unix socket: 64-byte round trip (p50, p99 in µs) and bulk GB/s.
+fn uds_floor(dir: &std::path::Path, iters: usize, bulk: usize) -> Result<((f64, f64), f64)> {
+    let path = dir.join("floor.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path)?;
+    let srv = std::thread::spawn(move || -> std::io::Result<()> {
+        let (s, _) = l.accept()?;
+        echo_server(s)
+    });
+    let c = std::os::unix::net::UnixStream::connect(&path)?;
+    let r = echo_client(c, iters, bulk)?;
+    let _ = srv.join();
+    Ok(r)
+}
+
+/// The floors' server side: echoes 64-byte messages; one starting with 0xff announces a bulk
+/// payload (8-byte length, then the bytes), answered with one byte.
+fn echo_server(mut s: impl Read + Write) -> std::io::Result<()> {
+    let mut b = [0u8; 64];
+    loop {
+        if s.read_exact(&mut b).is_err() {
+            break;
+        }
+        if b[0] == 0xff {
+            // bulk: 8-byte length then payload, answered with one byte
+            let mut len = [0u8; 8];
+            s.read_exact(&mut len)?;
+            let mut left = u64::from_le_bytes(len) as usize;
+            let mut buf = vec![0u8; 1 << 20];
+            while left > 0 {
+                let n = s.read(&mut buf[..left.min(1 << 20)])?;
+                left -= n;
+            }
+            s.write_all(&[1])?;
+        } else {
+            s.write_all(&b)?;
+        }
+    }
+    Ok(())
+}
+
+/// The floors' client side: `iters` echoes, then the best of three bulk transfers.
+fn echo_client(mut c: impl Read + Write, iters: usize, bulk: usize) -> Result<((f64, f64), f64)> {
     let mut b = [1u8; 64];
     let mut lat = Vec::with_capacity(iters);
     for _ in 0..iters {
@@ -173,45 +234,38 @@ fn tcp_floor(iters: usize, bulk: usize) -> Result<((f64, f64), f64)> {
         c.read_exact(&mut ack)?;
         best = best.min(t.elapsed().as_secs_f64());
     }
-    drop(c);
-    let _ = srv.join();
     Ok((percentiles(lat), bulk as f64 / best / 1e9))
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    println!("| CPU-device interpreter | value | unit |");
-    println!("|---|---|---|");
-    for w in [1, rgpu_ptx::vm::default_workers()] {
-        for (what, v, unit) in vm::run(w) {
-            println!("| {what} | {v:.1} | {unit} |");
-        }
-    }
-    println!();
-    if args.vm_only {
-        return Ok(());
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let tmp = tempfile::tempdir()?;
-    let (cf, _srv) = match &args.connection_file {
-        Some(p) => (ConnectionFile::read(p)?, None),
-        None => {
-            let mut cfg = rgpu_server::server::ServerConfig::new(tmp.path().join("state"));
-            cfg.listen = "127.0.0.1:0".parse()?;
-            cfg.device = rgpu_server::server::DeviceKind::Cpu;
-            let srv = rt.block_on(rgpu_server::server::start(cfg))?;
-            (srv.connection.clone(), Some(srv))
-        }
-    };
-    let ((tcp50, tcp99), tcp_bw) = tcp_floor(args.iters, args.bulk)?;
-    let ((q50, q99), q_bw) = quinn_floor(&rt, &tmp.path().join("floor"), args.iters, args.bulk)?;
+/// rgpu's figures over one path to the server.
+struct PathFigures {
+    name: &'static str,
+    call: (f64, f64),
+    d2h4: (f64, f64),
+    launches: f64,
+    /// (bytes, HtoD GB/s, DtoH GB/s)
+    sweep: Vec<(usize, f64, f64)>,
+}
 
-    let mut ccfg = ClientConfig::new(cf);
+/// Copies larger than this travel as several calls of this size (as the shim sends them).
+const CHUNK: usize = 4 << 20;
+
+fn sweep_sizes(max: usize) -> Vec<usize> {
+    std::iter::successors(Some(4096usize), |s| Some(s * 4))
+        .take_while(|&s| s <= max)
+        .collect()
+}
+
+fn measure(cf: &ConnectionFile, transport: TransportChoice, args: &Args) -> Result<PathFigures> {
+    let mut ccfg = ClientConfig::new(cf.clone());
     ccfg.compress = args.compress;
+    ccfg.transport = transport;
     let c = Client::connect(ccfg)?;
+    let name = if c.is_local_socket() {
+        "local socket"
+    } else {
+        "QUIC"
+    };
     let h0 = CallHeader::default();
     c.call(h0, &Request::Init(InitReq { flags: 0 }))?;
     let Reply::DevicePrimaryCtxRetain(ctx) = c.call(
@@ -231,20 +285,22 @@ fn main() -> Result<()> {
         }
         Ok(percentiles(v))
     };
-    let (call50, call99) = time(&|| {
+    let call = time(&|| {
         c.call(h, &Request::DeviceGetCount(DeviceGetCountReq {}))?;
         Ok(())
     })?;
+    let sizes = sweep_sizes(args.sweep_max);
+    let top = sizes.last().copied().unwrap_or(4096);
     let Reply::MemAlloc(buf) = c.call(
         h,
         &Request::MemAlloc(MemAllocReq {
-            bytesize: args.bulk as u64,
+            bytesize: top as u64,
         }),
     )?
     else {
         bail!("unexpected reply");
     };
-    let (d2h50, d2h99) = time(&|| {
+    let d2h4 = time(&|| {
         c.call(
             h,
             &Request::MemcpyDtoH(MemcpyDtoHReq {
@@ -254,30 +310,48 @@ fn main() -> Result<()> {
         )?;
         Ok(())
     })?;
-    let payload = vec![3u8; args.bulk];
-    let mut h2d = f64::MAX;
-    let mut d2h = f64::MAX;
-    for _ in 0..3 {
-        let t = Instant::now();
-        c.call(
-            h,
-            &Request::MemcpyHtoD(MemcpyHtoDReq {
-                dst: buf.dptr,
-                src: payload.clone(),
-                byte_count: args.bulk as u64,
-            }),
-        )?;
-        h2d = h2d.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        c.call(
-            h,
-            &Request::MemcpyDtoH(MemcpyDtoHReq {
-                src: buf.dptr,
-                byte_count: args.bulk as u64,
-            }),
-        )?;
-        d2h = d2h.min(t.elapsed().as_secs_f64());
+    let payload = vec![3u8; top];
+    let mut sweep = Vec::new();
+    for &n in &sizes {
+        let reps = if n < 1 << 20 {
+            50
+        } else if n < 16 << 20 {
+            10
+        } else {
+            3
+        };
+        let (mut up, mut down) = (f64::MAX, f64::MAX);
+        for _ in 0..reps {
+            let ups: Vec<Request> = (0..n)
+                .step_by(CHUNK)
+                .map(|off| {
+                    let len = CHUNK.min(n - off);
+                    Request::MemcpyHtoD(MemcpyHtoDReq {
+                        dst: buf.dptr + off as u64,
+                        src: payload[off..off + len].to_vec(),
+                        byte_count: len as u64,
+                    })
+                })
+                .collect();
+            let t = Instant::now();
+            c.call_batch(h, &ups)?;
+            up = up.min(t.elapsed().as_secs_f64());
+            let downs: Vec<Request> = (0..n)
+                .step_by(CHUNK)
+                .map(|off| {
+                    Request::MemcpyDtoH(MemcpyDtoHReq {
+                        src: buf.dptr + off as u64,
+                        byte_count: CHUNK.min(n - off) as u64,
+                    })
+                })
+                .collect();
+            let t = Instant::now();
+            c.call_batch(h, &downs)?;
+            down = down.min(t.elapsed().as_secs_f64());
+        }
+        sweep.push((n, n as f64 / up / 1e9, n as f64 / down / 1e9));
     }
+    c.call(h, &Request::MemFree(MemFreeReq { dptr: buf.dptr }))?;
     // Pipelined launch rate: launches sent without waiting, then one synchronisation.
     let image = vm::PTX.as_bytes().to_vec();
     let Reply::ModuleLoad(m) = c.call(
@@ -327,46 +401,254 @@ fn main() -> Result<()> {
         &Request::StreamSynchronize(StreamSynchronizeReq { stream: 0 }),
     )?;
     let launch_rate = launches as f64 / t.elapsed().as_secs_f64();
-    let gb = |s: f64| args.bulk as f64 / s / 1e9;
-    println!("| measurement | p50 | p99 | ratio to floor (p50) |");
+    c.shutdown(Duration::from_millis(500));
+    Ok(PathFigures {
+        name,
+        call,
+        d2h4,
+        launches: launch_rate,
+        sweep,
+    })
+}
+
+/// What bench/programs/bandwidth.c printed.
+struct ProgramFigures {
+    d2h4_p50: f64,
+    tcp_p50: f64,
+    stream_calls: f64,
+    /// (bytes, [pageable HtoD, pageable DtoH, pinned HtoD, pinned DtoH] GB/s)
+    sweep: Vec<(usize, [f64; 4])>,
+}
+
+fn run_program(mut cmd: std::process::Command, what: &str) -> Result<ProgramFigures> {
+    let out = cmd.output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let num_after = |line: &str, key: &str| -> Option<f64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let mut f = ProgramFigures {
+        d2h4_p50: f64::NAN,
+        tcp_p50: f64::NAN,
+        stream_calls: f64::NAN,
+        sweep: Vec::new(),
+    };
+    for line in text.lines() {
+        if line.starts_with("4-byte DtoH") {
+            f.d2h4_p50 = num_after(line, "DtoH p50").unwrap_or(f64::NAN);
+            f.tcp_p50 = num_after(line, "ping-pong p50").unwrap_or(f64::NAN);
+        } else if line.starts_with("async memset") {
+            f.stream_calls = num_after(line, "record:").unwrap_or(f64::NAN);
+        } else if let Some((kib, rest)) = line.split_once(" KiB |") {
+            let v: Vec<f64> = rest
+                .split('|')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect();
+            if let (Ok(k), [a, b, c, d]) = (kib.trim().parse::<usize>(), v.as_slice()) {
+                f.sweep.push((k << 10, [*a, *b, *c, *d]));
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    println!("| CPU-device interpreter | value | unit |");
+    println!("|---|---|---|");
+    for w in [1, rgpu_ptx::vm::default_workers()] {
+        for (what, v, unit) in vm::run(w) {
+            println!("| {what} | {v:.1} | {unit} |");
+        }
+    }
+    println!();
+    if args.vm_only {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let tmp = tempfile::tempdir()?;
+    let (cf, conn_path, _srv) = match &args.connection_file {
+        Some(p) => (ConnectionFile::read(p)?, p.clone(), None),
+        None => {
+            let mut cfg = rgpu_server::server::ServerConfig::new(tmp.path().join("state"));
+            cfg.listen = "127.0.0.1:0".parse()?;
+            cfg.device = rgpu_server::server::DeviceKind::Cpu;
+            let srv = rt.block_on(rgpu_server::server::start(cfg))?;
+            (
+                srv.connection.clone(),
+                srv.connection_path.clone(),
+                Some(srv),
+            )
+        }
+    };
+    let bulk = args.bulk;
+    let ((tcp50, tcp99), tcp_bw) = tcp_floor(args.iters, bulk)?;
+    let ((uds50, uds99), uds_bw) = uds_floor(tmp.path(), args.iters, bulk)?;
+    let ((q50, q99), q_bw) = quinn_floor(&rt, &tmp.path().join("floor"), args.iters, bulk)?;
+    let mut paths = Vec::new();
+    if cf.local_socket.is_some() {
+        match measure(&cf, TransportChoice::Local, &args) {
+            Ok(p) => paths.push(p),
+            Err(e) => eprintln!("rgpu-bench: the local socket is not usable from here: {e}"),
+        }
+    }
+    paths.push(measure(&cf, TransportChoice::Quic, &args)?);
+
+    println!("Floors (same run):\n");
+    println!(
+        "| floor | 64 B round trip p50 | p99 | bulk {} MiB |",
+        bulk >> 20
+    );
     println!("|---|---|---|---|");
-    println!("| floor: blocking TCP 64 B round trip | {tcp50:.1} µs | {tcp99:.1} µs | 1.0 |");
-    println!(
-        "| floor: quinn 64 B echo (tokio, same TLS) | {q50:.1} µs | {q99:.1} µs | {:.2} |",
-        q50 / tcp50
+    println!("| blocking TCP (loopback) | {tcp50:.1} µs | {tcp99:.1} µs | {tcp_bw:.2} GB/s |");
+    println!("| blocking Unix socket | {uds50:.1} µs | {uds99:.1} µs | {uds_bw:.2} GB/s |");
+    println!("| quinn (tokio, rgpu's TLS settings) | {q50:.1} µs | {q99:.1} µs | {q_bw:.2} GB/s |");
+    println!();
+    println!("rgpu (protocol level; ratios to blocking TCP, and to quinn for QUIC):\n");
+    println!("| path | sync call p50 / p99 | 4-byte DtoH p50 / p99 | DtoH ratio to TCP | to quinn | pipelined launches |");
+    println!("|---|---|---|---|---|---|");
+    for p in &paths {
+        println!(
+            "| {} | {:.1} / {:.1} µs | {:.1} / {:.1} µs | {:.2} | {:.2} | {:.0} /s |",
+            p.name,
+            p.call.0,
+            p.call.1,
+            p.d2h4.0,
+            p.d2h4.1,
+            p.d2h4.0 / tcp50,
+            p.d2h4.0 / q50,
+            p.launches
+        );
+    }
+    println!();
+    print!("| size |");
+    for p in &paths {
+        print!(" {} HtoD | DtoH |", p.name);
+    }
+    println!(" ratio of best HtoD to TCP bulk |");
+    print!("|---|");
+    for _ in &paths {
+        print!("---|---|");
+    }
+    println!("---|");
+    for (i, &n) in sweep_sizes(args.sweep_max).iter().enumerate() {
+        print!("| {} |", chart_size(n));
+        let mut best: f64 = 0.0;
+        for p in &paths {
+            let (_, u, d) = p.sweep[i];
+            best = best.max(u);
+            print!(" {u:.2} | {d:.2} |");
+        }
+        println!(" {:.2} |", best / tcp_bw);
+    }
+    println!();
+    let mut series: Vec<chart::Series> = paths
+        .iter()
+        .map(|p| chart::Series {
+            name: format!("rgpu protocol, {}", p.name),
+            h2d: p.sweep.iter().map(|&(n, u, _)| (n, u)).collect(),
+            d2h: p.sweep.iter().map(|&(n, _, d)| (n, d)).collect(),
+        })
+        .collect();
+    if let Some(prog) = &args.program {
+        let mib = (args.sweep_max >> 20).max(1).to_string();
+        let rgpu = match &args.rgpu {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?.with_file_name("rgpu"),
+        };
+        let mut runs = Vec::new();
+        let mut cmd = std::process::Command::new(&rgpu);
+        cmd.arg("run")
+            .arg("--connection-file")
+            .arg(&conn_path)
+            .arg("--")
+            .arg(prog)
+            .args([mib.as_str(), "sweep"]);
+        runs.push((
+            "through rgpu",
+            run_program(cmd, "the program through rgpu")?,
+        ));
+        if args.native {
+            let mut cmd = std::process::Command::new(prog);
+            cmd.args([mib.as_str(), "sweep"]);
+            runs.push((
+                "native",
+                run_program(cmd, "the program on the native driver")?,
+            ));
+        }
+        println!("A CUDA program (bench/programs/bandwidth.c):\n");
+        println!("| run | 4-byte cuMemcpyDtoH p50 | TCP ping-pong in the same process | ratio | pipelined stream calls |");
+        println!("|---|---|---|---|---|");
+        for (what, f) in &runs {
+            println!(
+                "| {what} | {:.1} µs | {:.1} µs | {:.2} | {:.0} /s |",
+                f.d2h4_p50,
+                f.tcp_p50,
+                f.d2h4_p50 / f.tcp_p50,
+                f.stream_calls
+            );
+        }
+        println!();
+        print!("| size |");
+        for (what, _) in &runs {
+            print!(" {what}: pageable HtoD | DtoH | pinned HtoD | DtoH |");
+        }
+        println!();
+        print!("|---|");
+        for _ in &runs {
+            print!("---|---|---|---|");
+        }
+        println!();
+        let n = runs.iter().map(|r| r.1.sweep.len()).min().unwrap_or(0);
+        for i in 0..n {
+            print!("| {} |", chart_size(runs[0].1.sweep[i].0));
+            for (_, f) in &runs {
+                let v = f.sweep[i].1;
+                print!(" {:.2} | {:.2} | {:.2} | {:.2} |", v[0], v[1], v[2], v[3]);
+            }
+            println!();
+        }
+        println!();
+        for (what, f) in &runs {
+            for (k, kind) in [(0, "pageable"), (2, "pinned")] {
+                series.push(chart::Series {
+                    name: format!("CUDA program {what}, {kind}"),
+                    h2d: f.sweep.iter().map(|(n, v)| (*n, v[k])).collect(),
+                    d2h: f.sweep.iter().map(|(n, v)| (*n, v[k + 1])).collect(),
+                });
+            }
+        }
+    }
+    let title = format!(
+        "rgpu host<->device bandwidth ({}; TCP floor {tcp_bw:.2} GB/s)",
+        if args.connection_file.is_some() {
+            "server from the connection file"
+        } else {
+            "embedded server, CPU device"
+        }
     );
-    println!(
-        "| rgpu sync call (cuDeviceGetCount) | {call50:.1} µs | {call99:.1} µs | {:.2} |",
-        call50 / tcp50
-    );
-    println!(
-        "| rgpu sync 4-byte DtoH copy | {d2h50:.1} µs | {d2h99:.1} µs | {:.2} ({:.2}× quinn) |",
-        d2h50 / tcp50,
-        d2h50 / q50
-    );
-    println!(
-        "| rgpu pipelined kernel launches (empty kernel, CPU device) | {launch_rate:.0} /s | | |"
-    );
-    println!(
-        "| floor: TCP bulk {} MiB | {tcp_bw:.2} GB/s | | 1.0 |",
-        args.bulk >> 20
-    );
-    println!(
-        "| floor: quinn bulk {} MiB (same TLS) | {q_bw:.2} GB/s | | {:.2} |",
-        args.bulk >> 20,
-        q_bw / tcp_bw
-    );
-    println!(
-        "| rgpu HtoD {} MiB (pageable) | {:.2} GB/s | | {:.2} |",
-        args.bulk >> 20,
-        gb(h2d),
-        gb(h2d) / tcp_bw
-    );
-    println!(
-        "| rgpu DtoH {} MiB (pageable) | {:.2} GB/s | | {:.2} |",
-        args.bulk >> 20,
-        gb(d2h),
-        gb(d2h) / tcp_bw
-    );
+    match chart::write(&args.chart, &title, &series) {
+        Ok(()) => println!("chart: {}", args.chart.display()),
+        Err(e) => eprintln!("rgpu-bench: no chart written: {e}"),
+    }
     Ok(())
+}
+
+fn chart_size(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{} KiB", n >> 10)
+    }
 }

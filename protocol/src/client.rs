@@ -1,7 +1,10 @@
-//! The blocking client: a background thread runs a single-threaded tokio runtime that owns the
-//! QUIC connection; callers on any thread hand it encoded frames and block on a condition
-//! variable until their reply arrives. No tokio state is touched on the calling threads, so the
-//! client is safe to use from C threads, at exit, and (after re-creation) in a forked child.
+//! The blocking client. Over QUIC, a background thread runs a single-threaded tokio runtime that
+//! owns the connection; callers on any thread hand it encoded frames and block on a condition
+//! variable until their reply arrives. To a server on the same machine that offers a Unix socket,
+//! callers write their frames to the socket themselves and a plain reader thread hands replies
+//! back (no runtime, no TLS: the shortest path to the server). No tokio state is touched on the
+//! calling threads, so the client is safe to use from C threads, at exit, and (after
+//! re-creation) in a forked child.
 
 use crate::connfile::ConnectionFile;
 use crate::error::CuError;
@@ -9,10 +12,12 @@ use crate::messages::{Reply, Request, SPEC_HASH};
 use crate::transport::{self, FrameError};
 use crate::wire::{self, kind, CallHeader, HandshakeReply, Hello, ReplyHeader, Welcome};
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::ToSocketAddrs;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where kernel output (device printf, fault messages) goes: (1 = stdout / 2 = stderr, bytes).
 #[derive(Clone)]
@@ -59,6 +64,34 @@ pub struct ClientConfig {
     pub max_frame: u32,
     /// Compress large payloads both ways (LZ4), for slow links; off by default.
     pub compress: bool,
+    /// Which path to the server to use.
+    pub transport: TransportChoice,
+}
+
+/// Which path a client takes to its server (`RGPU_TRANSPORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportChoice {
+    /// The server's Unix socket when the connection file names one on this machine, else QUIC.
+    #[default]
+    Auto,
+    /// QUIC only.
+    Quic,
+    /// The Unix socket only (an error when there is none).
+    Local,
+}
+
+impl std::str::FromStr for TransportChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "auto" => Ok(TransportChoice::Auto),
+            "quic" => Ok(TransportChoice::Quic),
+            "local" | "unix" => Ok(TransportChoice::Local),
+            other => Err(format!(
+                "transport `{other}` is not understood (use auto, quic or local)"
+            )),
+        }
+    }
 }
 
 impl ClientConfig {
@@ -72,6 +105,7 @@ impl ClientConfig {
             protocol_version: wire::PROTOCOL_VERSION,
             max_frame: wire::DEFAULT_MAX_FRAME,
             compress: false,
+            transport: TransportChoice::Auto,
         }
     }
 }
@@ -124,9 +158,35 @@ impl Shared {
     }
 }
 
+/// How frames reach the server.
+enum Link {
+    /// Through the I/O thread's channel (an empty frame asks it to close).
+    Quic(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+    /// Written and read by the calling threads themselves.
+    Unix(UnixLink),
+}
+
+/// A local-socket connection. Callers write whole frames under `writer`. There is no reader
+/// thread: a thread waiting for a reply takes the `reading` token and reads frames itself,
+/// handing other threads' replies to them, until its own reply is in; then it passes the token
+/// on. The kernel wakes the waiting thread directly: one thread switch per reply, no more.
+struct UnixLink {
+    writer: Arc<Mutex<UnixStream>>,
+    /// Pipelined frames not yet written (lock order: `writer`, then `outbox`). A flusher thread
+    /// writes them in batches; a call that waits writes them first, then its own frame.
+    outbox: Arc<Outbox>,
+    reader: Mutex<UnixStream>,
+    reading: std::sync::atomic::AtomicBool,
+    /// When the server was last heard from, and whether we asked it whether it lives.
+    heard: Mutex<(Instant, bool)>,
+    idle: Duration,
+    max: u32,
+    output: OutputSink,
+}
+
 /// A connected client.
 pub struct Client {
-    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    link: Link,
     shared: Arc<Shared>,
     next_id: AtomicU64,
     welcome: Welcome,
@@ -134,8 +194,32 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and performs the handshake. Starts one background thread.
+    /// Connects and performs the handshake: over the server's Unix socket when it is on this
+    /// machine (see [`TransportChoice`]), else over QUIC. Starts one background thread.
     pub fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
+        if cfg.transport != TransportChoice::Quic {
+            match local_socket(&cfg) {
+                Some(path) => match connect_unix(&cfg, &path) {
+                    Ok(c) => return Ok(c),
+                    // The server answered: its verdict stands.
+                    Err(e @ ClientError::Refused(_)) => return Err(e),
+                    Err(e) if cfg.transport == TransportChoice::Local => return Err(e),
+                    Err(e) => {
+                        tracing::debug!("local socket {path} unusable ({e}); using QUIC")
+                    }
+                },
+                None if cfg.transport == TransportChoice::Local => {
+                    return Err(ClientError::Transport(
+                        "RGPU_TRANSPORT=local, but the connection file names no Unix socket on this machine".into(),
+                    ))
+                }
+                None => {}
+            }
+        }
+        Self::connect_quic(cfg)
+    }
+
+    fn connect_quic(cfg: ClientConfig) -> Result<Client, ClientError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
         let shared = Arc::new(Shared {
@@ -172,12 +256,17 @@ impl Client {
                 ClientError::Transport("timed out connecting to the rgpu server".into())
             })??;
         Ok(Client {
-            tx,
+            link: Link::Quic(tx),
             shared,
             next_id: AtomicU64::new(1),
             welcome,
             compress,
         })
+    }
+
+    /// Whether the connection is the server's local Unix socket.
+    pub fn is_local_socket(&self) -> bool {
+        matches!(self.link, Link::Unix(_))
     }
 
     /// What the server said when it accepted us.
@@ -197,8 +286,34 @@ impl Client {
     /// Closes the connection so the server releases the session at once, waiting at most
     /// `wait` for the close to be sent. Later calls fail.
     pub fn shutdown(&self, wait: Duration) {
-        if self.tx.send(Vec::new()).is_err() {
-            return;
+        match &self.link {
+            Link::Quic(tx) => {
+                if tx.send(Vec::new()).is_err() {
+                    return;
+                }
+            }
+            Link::Unix(u) => {
+                let _ = u.write_through(&[]);
+                u.outbox.closed.store(true, Ordering::Release);
+                u.outbox.cv.notify_all();
+                let _ = u
+                    .writer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .shutdown(std::net::Shutdown::Write);
+                // Read what the server still sends (kernel output) until it closes its end.
+                let deadline = Instant::now() + wait;
+                if u.take_token() {
+                    while Instant::now() < deadline {
+                        if let Err(why) = u.read_one(&self.shared) {
+                            self.shared.fail_all(why);
+                            break;
+                        }
+                    }
+                    u.reading.store(false, Ordering::Release);
+                }
+                return;
+            }
         }
         let deadline = std::time::Instant::now() + wait;
         let mut g = self.shared.closed.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,18 +357,61 @@ impl Client {
         hdr.opcode = req.opcode();
         hdr.flags |= wire::flags::NO_REPLY;
         let frame = self.frame(&mut hdr, req)?;
-        self.tx.send(frame).map_err(|_| {
+        self.transmit(frame, true)
+    }
+
+    /// Hands one whole frame to the connection (`queue`: a pipelined frame, which may be
+    /// batched with others).
+    fn transmit(&self, frame: Vec<u8>, queue: bool) -> Result<(), ClientError> {
+        let closed = || {
             ClientError::Transport(
                 self.dead_reason()
                     .unwrap_or_else(|| "connection closed".into()),
             )
-        })
+        };
+        match &self.link {
+            Link::Quic(tx) => tx.send(frame).map_err(|_| closed()),
+            Link::Unix(u) => {
+                let r = if queue {
+                    u.queue(&frame)
+                } else {
+                    u.write_through(&frame)
+                };
+                if let Err(e) = r {
+                    u.fail(
+                        &self.shared,
+                        format!("lost connection to the rgpu server: {e}"),
+                    );
+                    return Err(closed());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// In a forked child: lets go of the parent's socket without touching the parent's session
+    /// (the descriptor is closed, nothing is sent). The client must not be used afterwards.
+    pub fn abandon_after_fork(&self) {
+        if let Link::Unix(u) = &self.link {
+            for s in [&u.writer, &u.reader] {
+                let Ok(s) = s.try_lock() else { continue };
+                // SAFETY: dup2 of /dev/null onto our own descriptor only replaces what the child's
+                // copy refers to; the parent's socket stays open in the parent.
+                unsafe {
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                    if null >= 0 {
+                        libc::dup2(null, std::os::fd::AsRawFd::as_raw_fd(&*s));
+                        libc::close(null);
+                    }
+                }
+            }
+        }
     }
 
     /// Sends a call and waits for its reply.
     pub fn call(&self, hdr: CallHeader, req: &Request) -> Result<Reply, ClientError> {
         let slot = self.submit(hdr, req)?;
-        Self::wait(&slot, req)
+        self.wait(&slot, req)
     }
 
     /// Sends several calls at once and waits for all their replies (in the same order); the
@@ -267,7 +425,7 @@ impl Client {
         slots
             .iter()
             .zip(reqs)
-            .map(|(slot, req)| Self::wait(slot, req))
+            .map(|(slot, req)| self.wait(slot, req))
             .collect()
     }
 
@@ -288,16 +446,13 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(hdr.id, slot.clone());
-        if self.tx.send(frame).is_err() {
+        if let Err(e) = self.transmit(frame, false) {
             self.shared
                 .pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&hdr.id);
-            return Err(ClientError::Transport(
-                self.dead_reason()
-                    .unwrap_or_else(|| "connection closed".into()),
-            ));
+            return Err(e);
         }
         // A connection that died between the check above and the insert must not leave us waiting.
         if let Some(why) = self.dead_reason() {
@@ -307,7 +462,10 @@ impl Client {
     }
 
     /// Waits for the reply of `req` in `slot`.
-    fn wait(slot: &Slot, req: &Request) -> Result<Reply, ClientError> {
+    fn wait(&self, slot: &Slot, req: &Request) -> Result<Reply, ClientError> {
+        if let Link::Unix(u) = &self.link {
+            u.wait(&self.shared, slot);
+        }
         let mut g = slot.done.lock().unwrap_or_else(|e| e.into_inner());
         while g.is_none() {
             g = slot.cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -319,6 +477,373 @@ impl Client {
         Reply::decode(rh.opcode, &body)
             .map_err(|e| ClientError::Transport(format!("malformed reply to {}: {e}", req.name())))
     }
+}
+
+/// Hands one frame from the server to whoever waits for it.
+fn deliver(sh: &Shared, output: &OutputSink, max: u32, p: &[u8]) -> Result<(), String> {
+    match p.first() {
+        Some(&kind::OUTPUT) if p.len() >= 2 => {
+            (output.0)(p[1], &p[2..]);
+            return Ok(());
+        }
+        Some(&kind::NOTICE) => {
+            tracing::warn!("rgpu server: {}", String::from_utf8_lossy(&p[1..]));
+            return Ok(());
+        }
+        Some(&kind::PONG) => return Ok(()),
+        _ => {}
+    }
+    let (h, body) =
+        ReplyHeader::parse(p).map_err(|e| format!("malformed frame from the rgpu server: {e}"))?;
+    let body = wire::body(h.flags, body, max)
+        .map_err(|e| format!("malformed frame from the rgpu server: {e}"))?;
+    let slot = sh
+        .pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&h.id);
+    if let Some(slot) = slot {
+        *slot.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ok((h, body.into_owned())));
+        slot.cv.notify_all();
+    }
+    Ok(())
+}
+
+/// The Unix socket to use for `cfg`, if its server is on this machine and offers one.
+fn local_socket(cfg: &ClientConfig) -> Option<String> {
+    let path = cfg.conn.local_socket.clone()?;
+    (cfg.conn.host == hostname() && std::path::Path::new(&path).exists()).then_some(path)
+}
+
+/// Why [`read_blocking_frame`] returned no frame.
+#[derive(Debug)]
+enum ReadEnd {
+    /// The read timeout passed before the first byte of a frame (try again).
+    Idle,
+    /// The peer closed the connection between frames.
+    Closed,
+    /// Anything else.
+    Failed(String),
+}
+
+/// Reads one length-prefixed frame from a blocking socket. A read timeout only ends the read
+/// before a frame's first byte; inside a frame the read goes on, for at most `stall` of silence.
+fn read_blocking_frame(r: &mut impl Read, max: u32, stall: Duration) -> Result<Vec<u8>, ReadEnd> {
+    fn fill(
+        r: &mut impl Read,
+        buf: &mut [u8],
+        first: bool,
+        stall: Duration,
+    ) -> Result<(), ReadEnd> {
+        let mut got = 0;
+        let mut quiet = Instant::now();
+        while got < buf.len() {
+            match r.read(&mut buf[got..]) {
+                Ok(0) if got == 0 && first => return Err(ReadEnd::Closed),
+                Ok(0) => return Err(ReadEnd::Failed("connection closed inside a frame".into())),
+                Ok(n) => {
+                    got += n;
+                    quiet = Instant::now();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if got == 0 && first {
+                        return Err(ReadEnd::Idle);
+                    }
+                    if quiet.elapsed() > stall {
+                        return Err(ReadEnd::Failed(format!(
+                            "the server stopped inside a frame for {:.1} s",
+                            stall.as_secs_f64()
+                        )));
+                    }
+                }
+                Err(e) => return Err(ReadEnd::Failed(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+    let mut len = [0u8; 4];
+    fill(r, &mut len, true, stall)?;
+    let n = wire::check_len(u32::from_le_bytes(len), max)
+        .map_err(|e| ReadEnd::Failed(e.to_string()))?;
+    let mut buf = vec![0u8; n];
+    fill(r, &mut buf, false, stall)?;
+    Ok(buf)
+}
+
+/// Connects over the server's Unix socket at `path` and starts the reader thread.
+fn connect_unix(cfg: &ClientConfig, path: &str) -> Result<Client, ClientError> {
+    let t = ClientError::Transport;
+    let mut s =
+        UnixStream::connect(path).map_err(|e| t(format!("cannot connect to {path}: {e}")))?;
+    s.set_read_timeout(Some(cfg.connect_timeout))
+        .and_then(|_| s.set_write_timeout(Some(cfg.connect_timeout)))
+        .map_err(|e| t(e.to_string()))?;
+    // No TLS here: the kernel tells who the server is (our own user, or root), before it
+    // sees our token; then it states its certificate, which must be the pinned one.
+    let peer = peer_uid(&s).map_err(|e| t(format!("{path}: {e}")))?;
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    if peer != me && peer != 0 {
+        return Err(t(format!(
+            "{path} belongs to another user (uid {peer}); not trusting it"
+        )));
+    }
+    s.write_all(&wire::handshake_frame(
+        kind::HELLO,
+        cfg.protocol_version,
+        &hello(cfg),
+    ))
+    .map_err(|e| t(format!("handshake: {e}")))?;
+    let p = read_blocking_frame(&mut s, 1 << 20, cfg.connect_timeout).map_err(|e| match e {
+        ReadEnd::Closed => t("the server closed the connection during the handshake".into()),
+        ReadEnd::Idle => t(format!(
+            "no answer from the server's socket {path} within {:?}",
+            cfg.connect_timeout
+        )),
+        ReadEnd::Failed(e) => t(format!("handshake: {e}")),
+    })?;
+    let welcome = handshake_reply(cfg, &p)?;
+    if !cfg.conn.insecure && welcome.fingerprint != cfg.conn.fingerprint {
+        return Err(t(format!(
+            "the server on {path} has certificate {}, which does not match the pinned fingerprint {}",
+            welcome.fingerprint, cfg.conn.fingerprint
+        )));
+    }
+    s.set_write_timeout(None).map_err(|e| t(e.to_string()))?;
+    // A reading caller wakes up at least this often to check that the server still answers.
+    let tick = (cfg.idle_timeout / 4).max(Duration::from_millis(50));
+    s.set_read_timeout(Some(tick))
+        .map_err(|e| t(e.to_string()))?;
+    let reader = s.try_clone().map_err(|e| t(e.to_string()))?;
+    let flusher_sock = s.try_clone().map_err(|e| t(e.to_string()))?;
+    let outbox = Arc::new(Outbox::default());
+    let shared = Arc::new(Shared {
+        pending: Mutex::new(HashMap::new()),
+        dead: Mutex::new(None),
+        closed: Mutex::new(false),
+        closed_cv: Condvar::new(),
+    });
+    let writer = Arc::new(Mutex::new(s));
+    {
+        let (outbox, writer, sh) = (outbox.clone(), writer.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("rgpu-flush".into())
+            .spawn(move || flush_loop(&outbox, &writer, &sh, flusher_sock))
+            .map_err(|e| t(format!("cannot start the I/O thread: {e}")))?;
+    }
+    Ok(Client {
+        link: Link::Unix(UnixLink {
+            outbox,
+            writer,
+            reader: Mutex::new(reader),
+            reading: std::sync::atomic::AtomicBool::new(false),
+            heard: Mutex::new((Instant::now(), false)),
+            idle: cfg.idle_timeout,
+            max: cfg.max_frame,
+            output: cfg.output.clone(),
+        }),
+        shared,
+        next_id: AtomicU64::new(1),
+        welcome,
+        compress: cfg.compress,
+    })
+}
+
+/// Pipelined frames waiting to be written.
+#[derive(Default)]
+struct Outbox {
+    bytes: Mutex<Vec<u8>>,
+    cv: Condvar,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// Past this many queued bytes a pipelining thread writes the batch itself.
+const OUTBOX_LIMIT: usize = 1 << 20;
+
+/// The flusher thread: writes queued pipelined frames, in batches, until the link closes.
+fn flush_loop(outbox: &Outbox, writer: &Mutex<UnixStream>, sh: &Shared, sock: UnixStream) {
+    loop {
+        {
+            let mut q = outbox.bytes.lock().unwrap_or_else(|e| e.into_inner());
+            while q.is_empty() && !outbox.closed.load(Ordering::Acquire) {
+                q = outbox.cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            if q.is_empty() {
+                return;
+            }
+        }
+        let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = std::mem::take(&mut *outbox.bytes.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Err(e) = w.write_all(&batch) {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+            drop(w);
+            outbox.closed.store(true, Ordering::Release);
+            sh.fail_all(format!("lost connection to the rgpu server: {e}"));
+            return;
+        }
+    }
+}
+
+impl UnixLink {
+    /// Writes the queued pipelined frames, then `frame`, as one write.
+    fn write_through(&self, frame: &[u8]) -> std::io::Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queued =
+            std::mem::take(&mut *self.outbox.bytes.lock().unwrap_or_else(|e| e.into_inner()));
+        if queued.is_empty() {
+            return w.write_all(frame);
+        }
+        queued.extend_from_slice(frame);
+        w.write_all(&queued)
+    }
+
+    /// Queues a pipelined frame for the flusher.
+    fn queue(&self, frame: &[u8]) -> std::io::Result<()> {
+        let mut q = self.outbox.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = q.is_empty();
+        q.extend_from_slice(frame);
+        let full = q.len() >= OUTBOX_LIMIT;
+        drop(q);
+        if full {
+            return self.write_through(&[]);
+        }
+        if was_empty {
+            self.outbox.cv.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Takes the reading token if no other thread holds it.
+    fn take_token(&self) -> bool {
+        self.reading
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Returns once `slot` has its outcome: reading the socket while no other thread does,
+    /// else sleeping until the reading thread hands over the reply or the token.
+    fn wait(&self, sh: &Shared, slot: &Slot) {
+        loop {
+            {
+                let mut g = slot.done.lock().unwrap_or_else(|e| e.into_inner());
+                // The token is checked under the slot's lock, and released threads notify
+                // under it: a release cannot slip between the check and the sleep.
+                while g.is_none() && self.reading.load(Ordering::Acquire) {
+                    g = slot.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+                if g.is_some() {
+                    return;
+                }
+            }
+            if !self.take_token() {
+                continue;
+            }
+            // Silence counts from now: before this call nobody was waiting for the server.
+            *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
+            while slot
+                .done
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+            {
+                if let Err(why) = self.read_one(sh) {
+                    self.fail(sh, why);
+                }
+            }
+            self.reading.store(false, Ordering::Release);
+            // Whoever still waits may take the token now.
+            let waiting: Vec<_> = sh
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for other in waiting {
+                let _g = other.done.lock().unwrap_or_else(|e| e.into_inner());
+                other.cv.notify_all();
+            }
+            return;
+        }
+    }
+
+    /// Ends the connection after a failure: nothing may follow a partly written frame.
+    fn fail(&self, sh: &Shared, why: String) {
+        if let Ok(r) = self.reader.try_lock() {
+            let _ = r.shutdown(std::net::Shutdown::Both);
+        } else if let Ok(w) = self.writer.try_lock() {
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        }
+        self.outbox.closed.store(true, Ordering::Release);
+        self.outbox.cv.notify_all();
+        sh.fail_all(why);
+    }
+
+    /// Reads and delivers one frame, or notices (at a read timeout) that the server has been
+    /// silent too long: silent for `idle` while calls wait, it is asked whether it lives (PING);
+    /// silent for another `idle`, it counts as dead.
+    fn read_one(&self, sh: &Shared) -> Result<(), String> {
+        let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        match read_blocking_frame(&mut *r, self.max, self.idle * 2) {
+            Ok(p) => {
+                *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
+                deliver(sh, &self.output, self.max, &p)
+            }
+            Err(ReadEnd::Closed) => Err("the rgpu server closed the connection".into()),
+            Err(ReadEnd::Failed(e)) => Err(format!("lost connection to the rgpu server: {e}")),
+            Err(ReadEnd::Idle) => {
+                let mut h = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+                let quiet = h.0.elapsed();
+                if quiet >= self.idle * 2 {
+                    return Err(format!(
+                        "the rgpu server stopped answering (nothing heard for {:.1} s)",
+                        quiet.as_secs_f64()
+                    ));
+                }
+                if quiet >= self.idle && !h.1 {
+                    // Frames are written whole under the writers' lock; a caller holding it is
+                    // itself waiting for the server to take its frame.
+                    if let Ok(mut w) = self.writer.try_lock() {
+                        if w.write_all(&[1, 0, 0, 0, kind::PING]).is_err() {
+                            return Err("lost connection to the rgpu server".into());
+                        }
+                        h.1 = true;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The user id of the process at the other end of `s`.
+fn peer_uid(s: &UnixStream) -> std::io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes at most `len` bytes into `cred`, a properly sized ucred.
+    let r = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.uid)
 }
 
 async fn run(
@@ -368,33 +893,8 @@ async fn run(
                 }
                 Err(e) => return format!("lost connection to the rgpu server: {e}"),
             };
-            if p.first() == Some(&kind::OUTPUT) && p.len() >= 2 {
-                (output.0)(p[1], &p[2..]);
-                continue;
-            }
-            if p.first() == Some(&kind::NOTICE) {
-                let msg = String::from_utf8_lossy(&p[1..]).to_string();
-                tracing::warn!("rgpu server: {msg}");
-                continue;
-            }
-            match ReplyHeader::parse(&p) {
-                Ok((h, body)) => {
-                    let body = match wire::body(h.flags, body, max) {
-                        Ok(b) => b,
-                        Err(e) => return format!("malformed frame from the rgpu server: {e}"),
-                    };
-                    let slot = sh
-                        .pending
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&h.id);
-                    if let Some(slot) = slot {
-                        *slot.done.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(Ok((h, body.into_owned())));
-                        slot.cv.notify_all();
-                    }
-                }
-                Err(e) => return format!("malformed frame from the rgpu server: {e}"),
+            if let Err(e) = deliver(&sh, &output, max, &p) {
+                return e;
             }
         }
     };
@@ -449,19 +949,10 @@ async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
         .open_bi()
         .await
         .map_err(|e| t(format!("cannot open a stream: {e}")))?;
-    let hello = Hello {
-        spec_hash: SPEC_HASH,
-        token: cfg.conn.token.clone(),
-        pid: std::process::id(),
-        host: hostname(),
-        client_version: crate::VERSION.to_string(),
-        visible_devices: std::env::var("RGPU_VISIBLE_DEVICES").ok(),
-        compress: cfg.compress,
-    };
     send.write_all(&wire::handshake_frame(
         kind::HELLO,
         cfg.protocol_version,
-        &hello,
+        &hello(cfg),
     ))
     .await
     .map_err(|e| t(format!("handshake: {e}")))?;
@@ -471,8 +962,28 @@ async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
             FrameError::Closed => t("the server closed the connection during the handshake".into()),
             e => t(format!("handshake: {e}")),
         })?;
+    let w = handshake_reply(cfg, &p)?;
+    Ok(((ep, conn, w), send, recv))
+}
+
+/// The first frame's body.
+fn hello(cfg: &ClientConfig) -> Hello {
+    Hello {
+        spec_hash: SPEC_HASH,
+        token: cfg.conn.token.clone(),
+        pid: std::process::id(),
+        host: hostname(),
+        client_version: crate::VERSION.to_string(),
+        visible_devices: std::env::var("RGPU_VISIBLE_DEVICES").ok(),
+        compress: cfg.compress,
+    }
+}
+
+/// The server's answer to our HELLO.
+fn handshake_reply(cfg: &ClientConfig, p: &[u8]) -> Result<Welcome, ClientError> {
+    let t = |e: String| ClientError::Transport(e);
     let (version, body) =
-        wire::parse_handshake(kind::WELCOME, &p).map_err(|e| t(format!("handshake: {e}")))?;
+        wire::parse_handshake(kind::WELCOME, p).map_err(|e| t(format!("handshake: {e}")))?;
     let reply: HandshakeReply = match wire::body_from(body) {
         Ok(r) => r,
         Err(_) if version != cfg.protocol_version => {
@@ -484,7 +995,7 @@ async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
         Err(e) => return Err(t(format!("handshake: {e}"))),
     };
     match reply {
-        HandshakeReply::Welcome(w) => Ok(((ep, conn, w), send, recv)),
+        HandshakeReply::Welcome(w) => Ok(w),
         HandshakeReply::Refused(why) => Err(ClientError::Refused(why)),
     }
 }

@@ -49,6 +49,13 @@ pub struct ConnectionFile {
     /// Skip certificate pinning (only when the server was started with `--insecure`).
     #[serde(default)]
     pub insecure: bool,
+    /// The server's Unix socket, for clients on the same machine (`host`): calls skip QUIC and
+    /// TLS there; the socket is owner-only and the token is still checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_socket: Option<String>,
+    /// Host name of the machine whose `local_socket` this is.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 impl ConnectionFile {
@@ -129,6 +136,8 @@ mod tests {
             fingerprint: format!("sha256:{}", "ab".repeat(32)),
             token: "t0k3n".into(),
             insecure: false,
+            local_socket: None,
+            host: String::new(),
         }
     }
 

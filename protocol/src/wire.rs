@@ -9,7 +9,7 @@ use crate::error::DecodeError;
 use serde::{Deserialize, Serialize};
 
 /// Version of the framing, handshake and message set. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// First bytes of every handshake frame.
 pub const MAGIC: [u8; 4] = *b"RGPU";
 /// Default upper bound for one frame (a 1 GiB copy plus headers).
@@ -25,6 +25,11 @@ pub mod kind {
     pub const NOTICE: u8 = 3;
     /// Server → client: kernel output: one byte stream id (1 stdout, 2 stderr), then the bytes.
     pub const OUTPUT: u8 = 4;
+    /// Client → server on a local socket: are you alive? (answered with PONG by the reader of
+    /// the session, even while calls run; QUIC has its own keep-alives).
+    pub const PING: u8 = 5;
+    /// Server → client: answer to PING.
+    pub const PONG: u8 = 6;
     /// Client → server: first frame of a connection.
     pub const HELLO: u8 = 0x10;
     /// Server → client: answer to HELLO.
@@ -259,6 +264,9 @@ pub struct Welcome {
     pub driver_version: i32,
     /// The session's devices, in the order it sees them.
     pub devices: Vec<DeviceLoad>,
+    /// `sha256:<hex>` of the server's certificate: a client on the local socket (no TLS) checks
+    /// it against its pin.
+    pub fingerprint: String,
 }
 
 /// Handshake outcome sent by the server.

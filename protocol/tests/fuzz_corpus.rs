@@ -144,6 +144,7 @@ fn seed_handshakes() -> Vec<Vec<u8>> {
             sessions: 1,
             exclusive: true,
         }],
+        fingerprint: String::new(),
     });
     vec![
         wire::handshake_frame(wire::kind::HELLO, wire::PROTOCOL_VERSION, &hello).split_off(4),

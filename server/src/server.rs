@@ -8,8 +8,10 @@ use rgpu_protocol::connfile::ConnectionFile;
 use rgpu_protocol::messages::{dispatch, Request, SPEC_HASH};
 use rgpu_protocol::transport::{self, FrameError, Identity};
 use rgpu_protocol::wire::{self, kind, CallHeader, HandshakeReply, Hello, ReplyHeader, Welcome};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +70,9 @@ pub struct ServerConfig {
     pub exclusive: Exclusive,
     /// How long a session waits for an exclusive device held by another before it is refused.
     pub exclusive_wait: Duration,
+    /// Unix socket for clients on this machine (calls skip QUIC and TLS; owner-only, token
+    /// still checked); `None`: QUIC only.
+    pub local_socket: Option<PathBuf>,
     /// Seed of the CPU devices' identities (set by `start` from the server's certificate).
     pub(crate) seed: String,
 }
@@ -143,6 +148,7 @@ impl ServerConfig {
     pub fn new(state_dir: PathBuf) -> Self {
         ServerConfig {
             listen: "127.0.0.1:7600".parse().expect("literal"),
+            local_socket: Some(state_dir.join("rgpu.sock")),
             state_dir,
             connection_file: None,
             insecure: false,
@@ -190,6 +196,8 @@ pub struct Server {
     /// Where the connection file was written.
     pub connection_path: PathBuf,
     endpoint: quinn::Endpoint,
+    /// The Unix socket for local clients, if one is offered.
+    pub local_socket: Option<PathBuf>,
     /// The devices offered.
     pub devices: Devices,
     live: Arc<Live>,
@@ -204,6 +212,29 @@ struct Live {
     workers: std::sync::Mutex<Vec<u32>>,
     /// Which sessions use which devices.
     placement: Arc<crate::placement::Placement>,
+    /// The sockets of sessions on the local socket (a duplicate of each), to end them at
+    /// shutdown.
+    local: std::sync::Mutex<HashMap<u64, Arc<OwnedFd>>>,
+}
+
+impl Live {
+    /// Ends every session on the local socket (its client sees the connection close).
+    fn end_local_sessions(&self) {
+        for fd in self
+            .local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            shut(fd);
+        }
+    }
+}
+
+/// Shuts a socket both ways (every process holding it sees the end).
+fn shut(fd: &OwnedFd) {
+    // SAFETY: shutdown on a descriptor we own; it does not close it.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
 }
 
 /// QUIC application close code: the server is shutting down.
@@ -241,12 +272,23 @@ impl Server {
         }
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"server shutting down");
+        self.live.end_local_sessions();
+        self.remove_socket();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
 
     /// Stops accepting and closes every connection.
     pub fn close(&self) {
+        self.live.draining.store(true, Ordering::SeqCst);
         self.endpoint.close(1u32.into(), b"server shutting down");
+        self.live.end_local_sessions();
+        self.remove_socket();
+    }
+
+    fn remove_socket(&self) {
+        if let Some(p) = &self.local_socket {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -422,6 +464,8 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
     let sc = transport::server_config(&id, cfg.idle_timeout)?;
     let endpoint = quinn::Endpoint::server(sc, cfg.listen)?;
     let addr = endpoint.local_addr()?;
+    let listener = cfg.local_socket.as_deref().and_then(bind_local_socket);
+    let local_socket = listener.as_ref().and(cfg.local_socket.clone());
     let connection = ConnectionFile {
         address: addr.to_string(),
         server_name: transport::SERVER_NAME.into(),
@@ -432,6 +476,12 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         },
         token: accepted_tokens(&cfg).into_iter().next().unwrap_or_default(),
         insecure: cfg.insecure,
+        local_socket: local_socket.as_ref().map(|p| p.display().to_string()),
+        host: if local_socket.is_some() {
+            this_host()
+        } else {
+            String::new()
+        },
     };
     let connection_path = cfg
         .connection_file
@@ -451,8 +501,9 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
     let devs = devices.clone();
     let cfg = Arc::new(cfg);
     let live = Arc::new(Live::default());
-    let lv = live.clone();
+    let (lv, quic_cfg) = (live.clone(), cfg.clone());
     tokio::spawn(async move {
+        let cfg = quic_cfg;
         while let Some(inc) = ep.accept().await {
             if lv.draining.load(Ordering::SeqCst) {
                 inc.refuse();
@@ -467,14 +518,70 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
             });
         }
     });
+    if let Some(listener) = listener {
+        let (devs, cfg, lv) = (devices.clone(), cfg.clone(), live.clone());
+        tokio::spawn(async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::warn!("local socket: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if lv.draining.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let (devs, cfg, lv) = (devs.clone(), cfg.clone(), lv.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = serve_local(stream, devs, cfg, lv).await {
+                        tracing::info!("local connection ended: {e}");
+                    }
+                });
+            }
+        });
+    }
     Ok(Server {
         addr,
         connection,
         connection_path,
         endpoint,
+        local_socket,
         devices,
         live,
     })
+}
+
+/// Binds the Unix socket for local clients at `path`, owner-only. A socket file left by a
+/// server that is gone is replaced; one that a live server answers on is left alone. Failures
+/// are logged, not fatal: clients then use QUIC.
+fn bind_local_socket(path: &Path) -> Option<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            tracing::warn!(
+                "{} is in use by another server; offering no local socket",
+                path.display()
+            );
+            return None;
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let bound = tokio::net::UnixListener::bind(path).and_then(|l| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(l)
+    });
+    match bound {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(
+                "cannot offer the local socket {}: {e}; local clients use QUIC",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
@@ -601,16 +708,57 @@ fn sticky_exempt(req: &Request) -> bool {
     )
 }
 
-async fn refuse(send: &mut quinn::SendStream, why: String) -> String {
+/// A client's connection: QUIC (any client), or the local Unix socket (clients on this machine).
+enum Link {
+    Quic {
+        conn: quinn::Connection,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    },
+    Unix(tokio::net::UnixStream),
+}
+
+impl Link {
+    /// The handshake frame.
+    async fn read_hello(&mut self) -> Result<Vec<u8>, String> {
+        let max = 64 << 10;
+        match self {
+            Link::Quic { recv, .. } => transport::read_frame(recv, max)
+                .await
+                .map_err(|e| e.to_string()),
+            Link::Unix(s) => read_local_frame(s, max)
+                .await?
+                .ok_or_else(|| "closed before the handshake".to_string()),
+        }
+    }
+
+    async fn write(&mut self, f: &[u8]) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            Link::Quic { send, .. } => send.write_all(f).await.map_err(|e| e.to_string()),
+            Link::Unix(s) => s.write_all(f).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+async fn refuse(link: &mut Link, why: String) -> String {
     let f = wire::handshake_frame(
         kind::WELCOME,
         wire::PROTOCOL_VERSION,
         &HandshakeReply::Refused(why.clone()),
     );
-    let _ = send.write_all(&f).await;
-    let _ = send.finish();
-    // Give the refusal time to reach the client before the connection is dropped.
-    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    let _ = link.write(&f).await;
+    match link {
+        Link::Quic { send, .. } => {
+            let _ = send.finish();
+            // Give the refusal time to reach the client before the connection is dropped.
+            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+        }
+        Link::Unix(s) => {
+            use tokio::io::AsyncWriteExt;
+            let _ = s.shutdown().await;
+        }
+    }
     why
 }
 
@@ -631,24 +779,63 @@ async fn serve_connection(
 ) -> Result<(), String> {
     let remote = inc.remote_address();
     let conn = inc.await.map_err(|e| format!("handshake failed: {e}"))?;
-    let (mut send, mut recv) = tokio::time::timeout(Duration::from_secs(10), conn.accept_bi())
+    let (send, recv) = tokio::time::timeout(Duration::from_secs(10), conn.accept_bi())
         .await
         .map_err(|_| "no stream opened".to_string())?
         .map_err(|e| e.to_string())?;
-    let p = transport::read_frame(&mut recv, 64 << 10)
+    let link = Link::Quic { conn, send, recv };
+    let local = remote.ip().is_loopback();
+    serve_link(link, remote.to_string(), local, None, devices, cfg, live).await
+}
+
+/// Serves a client on the local Unix socket.
+async fn serve_local(
+    stream: tokio::net::UnixStream,
+    devices: Devices,
+    cfg: Arc<ServerConfig>,
+    live: Arc<Live>,
+) -> Result<(), String> {
+    // The kernel vouches for the peer's process id.
+    let pid = stream
+        .peer_cred()
+        .ok()
+        .and_then(|c| c.pid())
+        .map(|p| p as u32);
+    let remote = format!("local socket (pid {})", pid.unwrap_or(0));
+    let link = Link::Unix(stream);
+    tokio::time::timeout(
+        Duration::from_secs(3600 * 24 * 365),
+        serve_link(link, remote, true, pid, devices, cfg, live),
+    )
+    .await
+    .unwrap_or_else(|_| Err("session too old".into()))
+}
+
+/// Handshake, session and calls on one client connection. `peer_pid`: the client's process id
+/// when the kernel told us (local socket).
+async fn serve_link(
+    mut link: Link,
+    remote: String,
+    local: bool,
+    peer_pid: Option<u32>,
+    devices: Devices,
+    cfg: Arc<ServerConfig>,
+    live: Arc<Live>,
+) -> Result<(), String> {
+    let p = tokio::time::timeout(Duration::from_secs(10), link.read_hello())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| "no handshake within 10 s".to_string())??;
     let (version, body) = match wire::parse_handshake(kind::HELLO, &p) {
         Ok(v) => v,
         Err(e) => {
-            let why = refuse(&mut send, format!("malformed handshake: {e}")).await;
+            let why = refuse(&mut link, format!("malformed handshake: {e}")).await;
             tracing::warn!("refused {remote}: {why}");
             return Err(why);
         }
     };
     if version != wire::PROTOCOL_VERSION {
         let why = refuse(
-            &mut send,
+            &mut link,
             format!(
                 "protocol version mismatch: server speaks {}, client speaks {version}; use the same rgpu release on both sides",
                 wire::PROTOCOL_VERSION
@@ -661,13 +848,13 @@ async fn serve_connection(
     let hello: Hello = match wire::body_from(body) {
         Ok(h) => h,
         Err(e) => {
-            let why = refuse(&mut send, format!("malformed handshake: {e}")).await;
+            let why = refuse(&mut link, format!("malformed handshake: {e}")).await;
             tracing::warn!("refused {remote}: {why}");
             return Err(why);
         }
     };
     if hello.spec_hash != SPEC_HASH {
-        let why = refuse(&mut send, format!("API declaration mismatch (client {:#x}, server {SPEC_HASH:#x}): client and server come from different rgpu builds", hello.spec_hash)).await;
+        let why = refuse(&mut link, format!("API declaration mismatch (client {:#x}, server {SPEC_HASH:#x}): client and server come from different rgpu builds", hello.spec_hash)).await;
         tracing::warn!("refused {remote}: {why}");
         return Err(why);
     }
@@ -676,7 +863,7 @@ async fn serve_connection(
             .iter()
             .any(|t| constant_time_eq(t.as_bytes(), hello.token.as_bytes()))
     {
-        let why = refuse(&mut send, "invalid access token".into()).await;
+        let why = refuse(&mut link, "invalid access token".into()).await;
         tracing::warn!(
             "refused {remote} (pid {} on {}): invalid access token",
             hello.pid,
@@ -687,7 +874,7 @@ async fn serve_connection(
     if live.sessions.fetch_add(1, Ordering::SeqCst) >= cfg.max_sessions {
         live.sessions.fetch_sub(1, Ordering::SeqCst);
         let why = refuse(
-            &mut send,
+            &mut link,
             format!(
                 "the server is at its limit of {} sessions; try again later",
                 cfg.max_sessions
@@ -699,7 +886,6 @@ async fn serve_connection(
     }
     let _slot = SessionSlot(live.clone());
     let sid = SESSIONS.fetch_add(1, Ordering::Relaxed);
-    let local = remote.ip().is_loopback();
     let visible = match hello.visible_devices.as_deref() {
         None => devices.default_visible(),
         v => crate::placement::visible_indices(v, &devices.uuids()),
@@ -707,7 +893,7 @@ async fn serve_connection(
     let chosen = match devices.select(&visible) {
         Ok(c) => c,
         Err(why) => {
-            let why = refuse(&mut send, why).await;
+            let why = refuse(&mut link, why).await;
             tracing::warn!("refused {remote}: {why}");
             return Err(why);
         }
@@ -724,7 +910,7 @@ async fn serve_connection(
     let (_claim, loads) = match claim {
         Ok(c) => c,
         Err(why) => {
-            let why = refuse(&mut send, why).await;
+            let why = refuse(&mut link, why).await;
             tracing::warn!("refused {remote}: {why}");
             return Err(why);
         }
@@ -739,34 +925,75 @@ async fn serve_connection(
         compress: hello.compress,
     };
     let who = format!("client pid {} on {} from {remote}", hello.pid, hello.host);
+    // On the local socket, a duplicate of the socket lets the server end the session from
+    // outside (client process gone, shutdown) whoever serves it.
+    let unix_fd = match &link {
+        Link::Unix(s) => Some(Arc::new(
+            dup_fd(s.as_raw_fd()).map_err(|e| format!("session {sid}: {e}"))?,
+        )),
+        Link::Quic { .. } => None,
+    };
+    let _registered = unix_fd.clone().map(|fd| LocalEntry::new(&live, sid, fd));
     // A client process on this machine is watched directly: when it dies (even by SIGKILL) its
     // session ends at once instead of after the idle timeout.
-    let _watch =
-        (local && hello.host == this_host()).then(|| watch_client(hello.pid, conn.clone(), sid));
+    let _watch = match (&link, &unix_fd) {
+        (Link::Quic { conn, .. }, _) if local && hello.host == this_host() => {
+            let conn = conn.clone();
+            Some(watch_client(hello.pid, sid, move || {
+                conn.close(5u32.into(), b"client process exited")
+            }))
+        }
+        (Link::Unix(_), Some(fd)) => {
+            let fd = fd.clone();
+            peer_pid.map(|pid| watch_client(pid, sid, move || shut(&fd)))
+        }
+        _ => None,
+    };
     if cfg.isolation_for(&devices) == Isolation::Process {
         let Some(exe) = cfg.worker_exe.clone() else {
             let why = refuse(
-                &mut send,
+                &mut link,
                 "the server has no worker program configured".into(),
             )
             .await;
             return Err(why);
         };
-        let worker = crate::worker::Worker::spawn(&exe, &cfg, &chosen, &spec).await;
+        let client_fd = match &link {
+            Link::Unix(s) => {
+                Some(dup_fd(s.as_raw_fd()).map_err(|e| format!("session {sid}: {e}"))?)
+            }
+            Link::Quic { .. } => None,
+        };
+        let worker = crate::worker::Worker::spawn(&exe, &cfg, &chosen, &spec, client_fd).await;
         let worker = match worker {
             Ok(w) => w,
             Err(e) => {
-                let why = refuse(&mut send, format!("cannot start a session: {e}")).await;
+                let why = refuse(&mut link, format!("cannot start a session: {e}")).await;
                 tracing::warn!("refused {remote}: {why}");
                 return Err(why);
             }
         };
-        welcome(&mut send, sid, worker.driver_version, loads).await?;
         let pid = worker.pid();
-        tracing::info!("session {sid}: {who} (worker pid {pid})");
         let lock = || live.workers.lock().unwrap_or_else(|e| e.into_inner());
         lock().push(pid);
-        let r = worker.relay(conn, send, recv).await;
+        if let Err(e) = welcome(&mut link, &cfg.seed, sid, worker.driver_version, loads).await {
+            lock().retain(|&p| p != pid);
+            return Err(e);
+        }
+        tracing::info!("session {sid}: {who} (worker pid {pid})");
+        let r = match link {
+            Link::Quic { conn, send, recv } => worker.relay(conn, send, recv).await,
+            // The worker serves the socket itself; ours is dropped so that the client sees the
+            // end of the connection when the worker ends.
+            Link::Unix(s) => {
+                drop(s);
+                let r = worker.wait().await;
+                if let Some(fd) = &unix_fd {
+                    shut(fd);
+                }
+                r
+            }
+        };
         lock().retain(|&p| p != pid);
         return r;
     }
@@ -774,28 +1001,69 @@ async fn serve_connection(
     let (session, driver_version) = match new_session(&chosen, &spec, notify_to(tx.clone())) {
         Ok(v) => v,
         Err(e) => {
-            let why = refuse(&mut send, e).await;
+            let why = refuse(&mut link, e).await;
             return Err(why);
         }
     };
-    welcome(&mut send, sid, driver_version, loads).await?;
+    welcome(&mut link, &cfg.seed, sid, driver_version, loads).await?;
     tracing::info!("session {sid}: {who}");
-    let writer = tokio::spawn(write_frames(rx, send));
-    let result = serve_calls(
-        session,
-        sid,
-        Frames::Quic(recv),
-        tx,
-        cfg.max_frame,
-        spec.compress,
-    )
-    .await;
+    let (frames, writer, conn) = match link {
+        Link::Quic { conn, send, recv } => (
+            Frames::Quic(recv),
+            tokio::spawn(write_frames(rx, send)),
+            Some(conn),
+        ),
+        Link::Unix(s) => {
+            let (r, w) = s.into_split();
+            (Frames::local(r), tokio::spawn(write_frames(rx, w)), None)
+        }
+    };
+    let result = serve_calls(session, sid, frames, tx, cfg.max_frame, spec.compress).await;
     finish_writer(sid, writer).await;
     if let Err(e) = &result {
         tracing::warn!("{e}; closing the connection");
-        conn.close(2u32.into(), b"protocol error");
+        if let Some(conn) = conn {
+            conn.close(2u32.into(), b"protocol error");
+        }
+        if let Some(fd) = &unix_fd {
+            shut(fd);
+        }
     }
     result
+}
+
+/// A session's entry in the server's table of local-socket sessions, removed when dropped.
+struct LocalEntry(Arc<Live>, u64);
+
+impl LocalEntry {
+    fn new(live: &Arc<Live>, sid: u64, fd: Arc<OwnedFd>) -> Self {
+        live.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sid, fd);
+        LocalEntry(live.clone(), sid)
+    }
+}
+
+impl Drop for LocalEntry {
+    fn drop(&mut self) {
+        self.0
+            .local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
+}
+
+/// A new descriptor for the socket behind `fd` (close-on-exec).
+fn dup_fd(fd: std::os::fd::RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) returns a new descriptor that nothing else owns, or -1.
+    let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `n` is a fresh descriptor owned by nothing else.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) })
 }
 
 fn this_host() -> String {
@@ -813,9 +1081,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Closes `conn` when process `pid` of this machine exits (through a pidfd; nothing is watched
+/// Runs `on_exit` when process `pid` of this machine exits (through a pidfd; nothing is watched
 /// where pidfds are unavailable).
-fn watch_client(pid: u32, conn: quinn::Connection, sid: u64) -> AbortOnDrop {
+fn watch_client(pid: u32, sid: u64, on_exit: impl FnOnce() + Send + 'static) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
@@ -832,7 +1100,7 @@ fn watch_client(pid: u32, conn: quinn::Connection, sid: u64) -> AbortOnDrop {
         };
         if afd.readable().await.is_ok() {
             tracing::info!("session {sid}: client process {pid} exited; ending its session");
-            conn.close(5u32.into(), b"client process exited");
+            on_exit();
         }
     }))
 }
@@ -892,24 +1160,25 @@ pub(crate) fn new_session(
 }
 
 async fn welcome(
-    send: &mut quinn::SendStream,
+    link: &mut Link,
+    fingerprint: &str,
     sid: u64,
     driver_version: i32,
     devices: Vec<wire::DeviceLoad>,
 ) -> Result<(), String> {
     let w = Welcome {
+        fingerprint: fingerprint.to_string(),
         session: sid,
         server_version: rgpu_protocol::VERSION.into(),
         driver_version,
         devices,
     };
-    send.write_all(&wire::handshake_frame(
+    link.write(&wire::handshake_frame(
         kind::WELCOME,
         wire::PROTOCOL_VERSION,
         &HandshakeReply::Welcome(w),
     ))
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// Writes queued frames until every sender is gone or the peer stops reading.
@@ -931,10 +1200,15 @@ pub(crate) enum Frames {
     /// The client's QUIC stream (sessions inside the server process).
     Quic(quinn::RecvStream),
     /// The supervisor's socket (a session worker).
-    Local(tokio::net::unix::OwnedReadHalf),
+    Local(tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>),
 }
 
 impl Frames {
+    /// Frames from a local socket, read in large pieces (pipelined calls arrive in batches).
+    pub(crate) fn local(r: tokio::net::unix::OwnedReadHalf) -> Self {
+        Frames::Local(tokio::io::BufReader::with_capacity(256 << 10, r))
+    }
+
     /// The next frame; `Ok(None)` when the peer closed cleanly.
     async fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>, String> {
         match self {
@@ -982,6 +1256,10 @@ pub(crate) async fn serve_calls(
             Ok(None) => break Ok(()),
             Err(e) => break Err(format!("session {sid}: {e}")),
         };
+        if p.first() == Some(&kind::PING) {
+            let _ = tx.send(vec![1, 0, 0, 0, kind::PONG]);
+            continue;
+        }
         let (hdr, body) = match CallHeader::parse(&p) {
             Ok(v) => v,
             Err(e) => break Err(format!("session {sid}: malformed frame: {e}")),

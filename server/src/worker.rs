@@ -39,7 +39,13 @@ struct WorkerConfig {
     cuda_driver: Option<PathBuf>,
     /// The session's devices: driver ordinals of GPUs, or ordinals of CPU devices.
     ordinals: Vec<i32>,
+    /// The client's local socket is descriptor 3: the worker serves it directly.
+    #[serde(default)]
+    client_socket: bool,
 }
+
+/// Descriptor number of the client's socket in a worker serving a local client.
+const CLIENT_FD: i32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Status {
@@ -72,6 +78,7 @@ impl Worker {
         cfg: &ServerConfig,
         devices: &Devices,
         spec: &SessionSpec,
+        client: Option<OwnedFd>,
     ) -> Result<Worker, String> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
         let wc = WorkerConfig {
@@ -88,17 +95,35 @@ impl Worker {
                 Devices::Cpu(d) => d.iter().map(|d| d.ordinal()).collect(),
                 Devices::Mixed { .. } => return Err("a session uses one kind of device".into()),
             },
+            client_socket: client.is_some(),
         };
         let json = serde_json::to_string(&wc).map_err(|e| e.to_string())?;
-        let child = tokio::process::Command::new(exe)
-            .arg("worker")
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.arg("worker")
             .env(CONFIG_ENV, json)
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        if let Some(fd) = &client {
+            use std::os::fd::AsRawFd;
+            let raw = fd.as_raw_fd();
+            // SAFETY: between fork and exec only dup2 runs (async-signal-safe); it makes the
+            // client's socket descriptor 3 of the worker, without close-on-exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(raw, CLIENT_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the worker {}: {e}", exe.display()))?;
+        // The worker has its own copy now.
+        drop(client);
         ours.set_nonblocking(true).map_err(|e| e.to_string())?;
         let mut sock = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
         let status = tokio::time::timeout(
@@ -152,36 +177,63 @@ impl Worker {
                 }
             }
         }
-        let status = match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
-            Ok(s) => s.ok(),
-            Err(_) => {
-                tracing::warn!(
-                    "session {sid}: worker still running 5 s after its session ended; killing it"
-                );
-                let _ = self.child.kill().await;
-                None
-            }
-        };
-        use std::os::unix::process::ExitStatusExt;
+        let status = reap(&mut self.child, sid, Duration::from_secs(5)).await;
+        let r = outcome(sid, status);
         match status {
             Some(s) if s.success() => {
                 let _ = send.finish();
-                tracing::info!("session {sid}: worker exited");
-                Ok(())
             }
             Some(s) if s.code() == Some(EXIT_PROTOCOL) => {
-                conn.close(2u32.into(), b"protocol error");
-                Err(format!("session {sid}: malformed input from the client"))
+                conn.close(2u32.into(), b"protocol error")
             }
-            other => {
-                let why = match other.and_then(|s| s.signal()) {
-                    Some(sig) => format!("killed by signal {sig}"),
-                    None => format!("exit status {:?}", other.and_then(|s| s.code())),
-                };
-                tracing::error!("session {sid}: worker died ({why}); closing the connection");
-                conn.close(CLOSE_WORKER_DIED.into(), b"session worker died");
-                Err(format!("session {sid}: worker died ({why})"))
-            }
+            _ => conn.close(CLOSE_WORKER_DIED.into(), b"session worker died"),
+        }
+        r
+    }
+
+    /// For a worker serving a local client's socket itself: waits until it ends.
+    pub async fn wait(mut self) -> Result<(), String> {
+        let status = self.child.wait().await.ok();
+        outcome(self.sid, status)
+    }
+}
+
+/// A worker's exit status, killing it if it is still running after `grace`.
+async fn reap(
+    child: &mut tokio::process::Child,
+    sid: u64,
+    grace: Duration,
+) -> Option<std::process::ExitStatus> {
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(s) => s.ok(),
+        Err(_) => {
+            tracing::warn!(
+                "session {sid}: worker still running {grace:?} after its session ended; killing it"
+            );
+            let _ = child.kill().await;
+            None
+        }
+    }
+}
+
+/// What a worker's exit means for its session.
+fn outcome(sid: u64, status: Option<std::process::ExitStatus>) -> Result<(), String> {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(s) if s.success() => {
+            tracing::info!("session {sid}: worker exited");
+            Ok(())
+        }
+        Some(s) if s.code() == Some(EXIT_PROTOCOL) => {
+            Err(format!("session {sid}: malformed input from the client"))
+        }
+        other => {
+            let why = match other.and_then(|s| s.signal()) {
+                Some(sig) => format!("killed by signal {sig}"),
+                None => format!("exit status {:?}", other.and_then(|s| s.code())),
+            };
+            tracing::error!("session {sid}: worker died ({why}); closing the connection");
+            Err(format!("session {sid}: worker died ({why})"))
         }
     }
 }
@@ -317,11 +369,30 @@ async fn run_worker(wc: WorkerConfig) -> i32 {
     let Ok((session, _)) = created else {
         return 1;
     };
+    let (r, w) = if wc.client_socket {
+        // The client's own socket: the supervisor's is not needed any more.
+        drop((r, w));
+        // SAFETY: descriptor 3 is the client socket the supervisor placed there; nothing else
+        // in this process owns it.
+        let std_sock = unsafe { std::os::unix::net::UnixStream::from_raw_fd(CLIENT_FD) };
+        let sock = std_sock
+            .set_nonblocking(true)
+            .and_then(|_| tokio::net::UnixStream::from_std(std_sock));
+        match sock {
+            Ok(s) => s.into_split(),
+            Err(e) => {
+                tracing::error!("session {sid}: the client socket is unusable: {e}");
+                return 2;
+            }
+        }
+    } else {
+        (r, w)
+    };
     let writer = tokio::spawn(write_frames(rx, w));
     let result = serve_calls(
         session,
         sid,
-        Frames::Local(r),
+        Frames::local(r),
         tx,
         wc.spec.max_frame,
         wc.spec.compress,

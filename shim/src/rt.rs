@@ -167,6 +167,8 @@ fn connection_config() -> Result<ClientConfig, String> {
             fingerprint: std::env::var("RGPU_FINGERPRINT").unwrap_or_default(),
             token: std::env::var("RGPU_TOKEN").unwrap_or_default(),
             insecure,
+            local_socket: None,
+            host: String::new(),
         };
         cf.validate().map_err(|e| {
             format!("RGPU_SERVER/RGPU_TOKEN/RGPU_FINGERPRINT: {e} (set RGPU_INSECURE=1 only for a server started with --insecure)")
@@ -185,6 +187,9 @@ fn connection_config() -> Result<ClientConfig, String> {
             cfg.connect_timeout = std::time::Duration::from_secs_f64(t);
             cfg.idle_timeout = std::time::Duration::from_secs_f64(t);
         }
+    }
+    if let Ok(t) = std::env::var("RGPU_TRANSPORT") {
+        cfg.transport = t.parse().map_err(|e| format!("RGPU_TRANSPORT: {e}"))?;
     }
     match std::env::var("RGPU_COMPRESS").as_deref() {
         Ok("lz4") | Ok("1") => cfg.compress = true,
@@ -222,6 +227,11 @@ pub fn server_is_local() -> bool {
     let Ok(cfg) = connection_config() else {
         return false;
     };
+    if let Ok(c) = client() {
+        if c.is_local_socket() {
+            return true;
+        }
+    }
     use std::net::ToSocketAddrs;
     cfg.conn
         .address
@@ -240,8 +250,12 @@ pub fn client() -> CuResult<Arc<Client>> {
         if c.pid == pid {
             return c.result.clone().map_err(|e| connect_error(&e));
         }
-        // Forked child: forget the parent's connection without running its destructors.
+        // Forked child: forget the parent's connection without running its destructors (a
+        // local socket is let go of, so it cannot be written to by mistake).
         if let Some(old) = g.take() {
+            if let Ok(c) = &old.result {
+                c.abandon_after_fork();
+            }
             std::mem::forget(old);
         }
     }
