@@ -758,15 +758,19 @@ log "memory, rgpu: $MEM_RESULT"
 # 5. Benchmarks: rgpu-bench against the server; bandwidth.c natively and through rgpu
 # =================================================================================================
 STAGE=bench
+bw=$W/bin/c/bandwidth
+BENCH_ARGS=(--connection-file "$CONN" --chart "$OUT/bench.png" --rgpu "$BIN/rgpu")
+[ -x "$bw" ] && BENCH_ARGS+=(--program "$bw")
+[ -x "$bw" ] && ((NATIVE)) && BENCH_ARGS+=(--native)
 if ! ensure_server bench; then
     BENCH_STATUS="skipped: no server"
 elif ! [ -x "$BENCH" ]; then
     BENCH_STATUS="skipped: $BENCH missing"
 else
-    lim=$(cap 60 150 10)
+    lim=$(cap 90 150 10)
     log "rgpu-bench --connection-file (limit ${lim}s)"
-    echo "+ rgpu-bench --connection-file $CONN" >>"$OUT/bench.log"
-    timeout -k 3 "$lim" "$BENCH" --connection-file "$CONN" </dev/null >"$W/run/bench.out" 2>"$W/run/bench.err"
+    echo "+ rgpu-bench ${BENCH_ARGS[*]}" >>"$OUT/bench.log"
+    timeout -k 3 "$lim" "$BENCH" "${BENCH_ARGS[@]}" </dev/null >"$W/run/bench.out" 2>"$W/run/bench.err"
     rc=$?
     cat "$W/run/bench.out" "$W/run/bench.err" >>"$OUT/bench.log"
     BENCH_TABLE=$(cat "$W/run/bench.out")
@@ -776,7 +780,6 @@ else
     *) BENCH_STATUS="failed (exit $rc): $(grep -v '^\s*$' "$W/run/bench.err" | tail -1)" ;;
     esac
 fi
-bw=$W/bin/c/bandwidth
 if [ -x "$bw" ]; then
     if ((NATIVE)); then
         read -r rc _ < <(run_side native "$(cap 20 140)" "$W/run/bw-native" -- "$bw" 64)

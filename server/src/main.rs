@@ -60,6 +60,13 @@ enum Cmd {
         /// Accept clients without token or certificate pinning. Only for trusted, isolated networks.
         #[arg(long)]
         insecure: bool,
+        /// Unix socket for clients on this machine, which then skip QUIC and TLS (owner-only;
+        /// tokens and the pinned certificate are still checked). Default: STATE_DIR/rgpu.sock.
+        #[arg(long, env = "RGPU_LOCAL_SOCKET")]
+        local_socket: Option<PathBuf>,
+        /// Offer no local socket: every client uses QUIC.
+        #[arg(long, conflicts_with = "local_socket")]
+        no_local_socket: bool,
         /// Seconds of silence after which a client counts as dead and its resources are released.
         #[arg(long, default_value_t = 3.0)]
         idle_timeout: f64,
@@ -193,6 +200,8 @@ fn run(cli: Cli) -> Result<i32> {
             state_dir,
             connection_file,
             insecure,
+            local_socket,
+            no_local_socket,
             idle_timeout,
             max_sessions,
             session_memory,
@@ -208,6 +217,11 @@ fn run(cli: Cli) -> Result<i32> {
             let mut cfg = server_config(state_dir.unwrap_or_else(default_state_dir), &dev);
             cfg.listen = listen;
             cfg.connection_file = connection_file;
+            if no_local_socket {
+                cfg.local_socket = None;
+            } else if let Some(p) = local_socket {
+                cfg.local_socket = Some(p);
+            }
             cfg.insecure = insecure;
             cfg.idle_timeout = Duration::from_secs_f64(idle_timeout.clamp(0.5, 3600.0));
             cfg.max_sessions = max_sessions.max(1);
