@@ -11,7 +11,7 @@ use crate::error::CuError;
 use crate::messages::{Reply, Request, SPEC_HASH};
 use crate::transport::{self, FrameError};
 use crate::wire::{self, kind, CallHeader, HandshakeReply, Hello, ReplyHeader, Welcome};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::ToSocketAddrs;
 use std::os::unix::net::UnixStream;
@@ -66,6 +66,9 @@ pub struct ClientConfig {
     pub compress: bool,
     /// Which path to the server to use.
     pub transport: TransportChoice,
+    /// After losing a QUIC connection, how long to keep trying to take the session up again
+    /// (bounded by what the server offers; zero: never).
+    pub resume_window: Duration,
 }
 
 /// Which path a client takes to its server (`RGPU_TRANSPORT`).
@@ -106,6 +109,7 @@ impl ClientConfig {
             max_frame: wire::DEFAULT_MAX_FRAME,
             compress: false,
             transport: TransportChoice::Auto,
+            resume_window: Duration::from_secs(20),
         }
     }
 }
@@ -133,12 +137,27 @@ struct Slot {
 
 struct Shared {
     pending: Mutex<HashMap<u64, Arc<Slot>>>,
+    /// How many times the session was taken up again after a lost connection.
+    resumes: std::sync::atomic::AtomicU32,
     dead: Mutex<Option<String>>,
     closed: Mutex<bool>,
     closed_cv: Condvar,
 }
 
 impl Shared {
+    /// Fails the call `id` alone.
+    fn fail_one(&self, id: u64, why: String) {
+        let slot = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        if let Some(slot) = slot {
+            *slot.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(Err(why));
+            slot.cv.notify_all();
+        }
+    }
+
     fn fail_all(&self, why: String) {
         let mut d = self.dead.lock().unwrap_or_else(|e| e.into_inner());
         if d.is_none() {
@@ -224,6 +243,7 @@ impl Client {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
+            resumes: Default::default(),
             dead: Mutex::new(None),
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
@@ -262,6 +282,11 @@ impl Client {
             welcome,
             compress,
         })
+    }
+
+    /// How many times the session was taken up again after losing its connection.
+    pub fn resumes(&self) -> u32 {
+        self.shared.resumes.load(Ordering::Relaxed)
     }
 
     /// Whether the connection is the server's local Unix socket.
@@ -479,18 +504,18 @@ impl Client {
     }
 }
 
-/// Hands one frame from the server to whoever waits for it.
-fn deliver(sh: &Shared, output: &OutputSink, max: u32, p: &[u8]) -> Result<(), String> {
+/// Hands one frame from the server to whoever waits for it; returns the id of a reply.
+fn deliver(sh: &Shared, output: &OutputSink, max: u32, p: &[u8]) -> Result<Option<u64>, String> {
     match p.first() {
         Some(&kind::OUTPUT) if p.len() >= 2 => {
             (output.0)(p[1], &p[2..]);
-            return Ok(());
+            return Ok(None);
         }
         Some(&kind::NOTICE) => {
             tracing::warn!("rgpu server: {}", String::from_utf8_lossy(&p[1..]));
-            return Ok(());
+            return Ok(None);
         }
-        Some(&kind::PONG) => return Ok(()),
+        Some(&kind::PONG) => return Ok(None),
         _ => {}
     }
     let (h, body) =
@@ -506,7 +531,7 @@ fn deliver(sh: &Shared, output: &OutputSink, max: u32, p: &[u8]) -> Result<(), S
         *slot.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ok((h, body.into_owned())));
         slot.cv.notify_all();
     }
-    Ok(())
+    Ok(Some(h.id))
 }
 
 /// The Unix socket to use for `cfg`, if its server is on this machine and offers one.
@@ -597,7 +622,7 @@ fn connect_unix(cfg: &ClientConfig, path: &str) -> Result<Client, ClientError> {
     s.write_all(&wire::handshake_frame(
         kind::HELLO,
         cfg.protocol_version,
-        &hello(cfg),
+        &hello(cfg, None),
     ))
     .map_err(|e| t(format!("handshake: {e}")))?;
     let p = read_blocking_frame(&mut s, 1 << 20, cfg.connect_timeout).map_err(|e| match e {
@@ -625,6 +650,7 @@ fn connect_unix(cfg: &ClientConfig, path: &str) -> Result<Client, ClientError> {
     let outbox = Arc::new(Outbox::default());
     let shared = Arc::new(Shared {
         pending: Mutex::new(HashMap::new()),
+        resumes: Default::default(),
         dead: Mutex::new(None),
         closed: Mutex::new(false),
         closed_cv: Condvar::new(),
@@ -793,7 +819,7 @@ impl UnixLink {
         match read_blocking_frame(&mut *r, self.max, self.idle * 2) {
             Ok(p) => {
                 *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), false);
-                deliver(sh, &self.output, self.max, &p)
+                deliver(sh, &self.output, self.max, &p).map(|_| ())
             }
             Err(ReadEnd::Closed) => Err("the rgpu server closed the connection".into()),
             Err(ReadEnd::Failed(e)) => Err(format!("lost connection to the rgpu server: {e}")),
@@ -846,6 +872,77 @@ fn peer_uid(s: &UnixStream) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// Call frames written to the current QUIC connection that the server may not have read yet,
+/// kept so that they can be sent again on a new connection after a loss.
+#[derive(Default)]
+struct Retained {
+    /// (sequence number, frame), oldest first.
+    frames: VecDeque<(u64, Arc<Vec<u8>>)>,
+    bytes: usize,
+    next_seq: u64,
+    /// Sequence numbers of the calls that wait for a reply.
+    seq_of: HashMap<u64, u64>,
+    /// Frames below this sequence number were dropped for space: a resume that needs them fails.
+    lost_below: u64,
+}
+
+/// Most bytes of call frames kept for a resume; older pipelined frames are dropped beyond it.
+const RETAIN_BYTES: usize = 256 << 20;
+
+impl Retained {
+    fn push(&mut self, frame: &Arc<Vec<u8>>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Ok((h, _)) = CallHeader::parse(&frame[4..]) {
+            if h.flags & wire::flags::NO_REPLY == 0 {
+                self.seq_of.insert(h.id, seq);
+            }
+        }
+        self.bytes += frame.len();
+        self.frames.push_back((seq, frame.clone()));
+        while self.bytes > RETAIN_BYTES {
+            let Some((s, f)) = self.frames.pop_front() else {
+                break;
+            };
+            self.bytes -= f.len();
+            self.lost_below = s + 1;
+        }
+    }
+
+    /// The server answered call `id`: it has read every frame up to that call's.
+    fn answered(&mut self, id: u64) {
+        if let Some(seq) = self.seq_of.remove(&id) {
+            self.read_up_to(seq + 1);
+        }
+    }
+
+    /// Forgets frames below sequence number `n` (the server has read them).
+    fn read_up_to(&mut self, n: u64) {
+        while self.frames.front().is_some_and(|(s, _)| *s < n) {
+            let (_, f) = self.frames.pop_front().expect("checked");
+            self.bytes -= f.len();
+        }
+    }
+}
+
+/// Why a QUIC connection's traffic stopped.
+enum Stop {
+    /// We closed it (shutdown or the client dropped).
+    Closed(String),
+    /// The server closed it, or broke the protocol: final.
+    Final(String),
+    /// The path failed (timeout, reset): the session may be taken up again.
+    Lost(String),
+}
+
+/// Whether a connection error means the path failed rather than a peer closing on purpose.
+fn path_failed(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::TimedOut) | Some(quinn::ConnectionError::Reset)
+    )
+}
+
 async fn run(
     cfg: ClientConfig,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
@@ -853,7 +950,7 @@ async fn run(
     ready: std::sync::mpsc::Sender<Result<Welcome, ClientError>>,
 ) {
     let (conn, mut send, mut recv) =
-        match tokio::time::timeout(cfg.connect_timeout, connect(&cfg)).await {
+        match tokio::time::timeout(cfg.connect_timeout, connect(&cfg, None)).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 let _ = ready.send(Err(e));
@@ -867,47 +964,162 @@ async fn run(
                 return;
             }
         };
-    let (_endpoint, conn, welcome) = conn;
+    let (mut endpoint, mut conn, welcome) = conn;
+    let session = welcome.session;
+    let secret = welcome.resume_secret.clone();
+    let window = cfg
+        .resume_window
+        .min(Duration::from_millis(welcome.resume_window_ms));
     let _ = ready.send(Ok(welcome));
-    let writer = async {
-        while let Some(frame) = rx.recv().await {
-            if frame.is_empty() {
-                break; // shutdown()
-            }
-            if let Err(e) = send.write_all(&frame).await {
-                return format!("lost connection to the rgpu server: {e}");
-            }
-        }
-        let _ = send.finish();
-        "client closed".to_string()
-    };
-    let sh = shared.clone();
+    let retained = std::cell::RefCell::new(Retained::default());
     let max = cfg.max_frame;
-    let output = cfg.output.clone();
-    let reader = async move {
-        loop {
-            let p = match transport::read_frame(&mut recv, max).await {
-                Ok(p) => p,
-                Err(FrameError::Closed) => {
-                    return "the rgpu server closed the connection".to_string()
+    let why = loop {
+        let writer = async {
+            while let Some(frame) = rx.recv().await {
+                if frame.is_empty() {
+                    let _ = send.finish();
+                    return Stop::Closed("client closed".into());
                 }
-                Err(e) => return format!("lost connection to the rgpu server: {e}"),
-            };
-            if let Err(e) = deliver(&sh, &output, max, &p) {
-                return e;
+                let frame = Arc::new(frame);
+                retained.borrow_mut().push(&frame);
+                if let Err(e) = send.write_all(&frame).await {
+                    return Stop::Lost(format!("lost connection to the rgpu server: {e}"));
+                }
             }
+            let _ = send.finish();
+            Stop::Closed("client closed".into())
+        };
+        let reader = async {
+            loop {
+                let p = match transport::read_frame(&mut recv, max).await {
+                    Ok(p) => p,
+                    Err(FrameError::Closed) => {
+                        return Stop::Final("the rgpu server closed the connection".into())
+                    }
+                    Err(e) => {
+                        return Stop::Lost(format!("lost connection to the rgpu server: {e}"))
+                    }
+                };
+                match deliver(&shared, &cfg.output, max, &p) {
+                    Ok(Some(id)) => retained.borrow_mut().answered(id),
+                    Ok(None) => {}
+                    Err(e) => return Stop::Final(e),
+                }
+            }
+        };
+        let stop = tokio::select! {
+            w = writer => w,
+            r = reader => r,
+        };
+        let why = match stop {
+            Stop::Lost(why) if path_failed(&conn) && !secret.is_empty() && !window.is_zero() => why,
+            Stop::Lost(why) | Stop::Final(why) | Stop::Closed(why) => break why,
+        };
+        tracing::warn!("{why}; reconnecting to resume the session (for up to {window:?})");
+        match resume(&cfg, session, &secret, window, &shared, &retained).await {
+            Ok((ep, c, s, r)) => {
+                (endpoint, conn, send, recv) = (ep, c, s, r);
+                shared.resumes.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("session {session} resumed");
+            }
+            Err(e) => break format!("{why}; {e}"),
         }
-    };
-    let why = tokio::select! {
-        w = writer => w,
-        r = reader => r,
     };
     conn.close(0u32.into(), b"bye");
     shared.fail_all(why);
     // Let the CONNECTION_CLOSE reach the server so it releases the session now, not at timeout.
-    let _ = tokio::time::timeout(Duration::from_millis(200), _endpoint.wait_idle()).await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), endpoint.wait_idle()).await;
     *shared.closed.lock().unwrap_or_else(|e| e.into_inner()) = true;
     shared.closed_cv.notify_all();
+}
+
+/// Reconnects within `window` and takes session `session` up again: the calls the server did
+/// not read are sent again in order; calls whose reply the server can no longer give fail.
+async fn resume(
+    cfg: &ClientConfig,
+    session: u64,
+    secret: &str,
+    window: Duration,
+    shared: &Shared,
+    retained: &std::cell::RefCell<Retained>,
+) -> Result<
+    (
+        quinn::Endpoint,
+        quinn::Connection,
+        quinn::SendStream,
+        quinn::RecvStream,
+    ),
+    String,
+> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut last = String::from("no attempt");
+    'attempt: loop {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "could not resume the session within {window:?} ({last})"
+            ));
+        }
+        let waiting: Vec<u64> = shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let claim = wire::Resume {
+            session,
+            secret: secret.to_string(),
+            waiting: waiting.clone(),
+        };
+        let left = deadline - tokio::time::Instant::now();
+        let attempt =
+            tokio::time::timeout(cfg.connect_timeout.min(left), connect(cfg, Some(claim))).await;
+        let ((ep, conn, w), mut send, recv) = match attempt {
+            Ok(Ok(v)) => v,
+            Ok(Err(ClientError::Refused(why))) => return Err(why),
+            Ok(Err(e)) => {
+                last = e.to_string();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(_) => {
+                last = "connection attempt timed out".into();
+                continue;
+            }
+        };
+        let Some(resumed) = w.resumed else {
+            return Err("the server started a new session instead of resuming".into());
+        };
+        let frames = {
+            let mut r = retained.borrow_mut();
+            if resumed.frames_read < r.lost_below {
+                return Err(format!(
+                    "cannot resume: more than {} MiB of pipelined calls were sent while the connection was down",
+                    RETAIN_BYTES >> 20
+                ));
+            }
+            r.read_up_to(resumed.frames_read);
+            // Calls the server read but can no longer answer.
+            for id in waiting {
+                let read = r.seq_of.get(&id).is_some_and(|&s| s < resumed.frames_read);
+                if read && !resumed.answering.contains(&id) {
+                    r.seq_of.remove(&id);
+                    shared.fail_one(
+                        id,
+                        "the reply to this call was lost with the connection".into(),
+                    );
+                }
+            }
+            r.frames.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>()
+        };
+        for f in frames {
+            if let Err(e) = send.write_all(&f).await {
+                last = e.to_string();
+                continue 'attempt;
+            }
+        }
+        return Ok((ep, conn, send, recv));
+    }
 }
 
 type Connected = (
@@ -916,7 +1128,10 @@ type Connected = (
     quinn::RecvStream,
 );
 
-async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
+async fn connect(
+    cfg: &ClientConfig,
+    resume: Option<wire::Resume>,
+) -> Result<Connected, ClientError> {
     let t = |e: String| ClientError::Transport(e);
     let addr = cfg
         .conn
@@ -952,7 +1167,7 @@ async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
     send.write_all(&wire::handshake_frame(
         kind::HELLO,
         cfg.protocol_version,
-        &hello(cfg),
+        &hello(cfg, resume),
     ))
     .await
     .map_err(|e| t(format!("handshake: {e}")))?;
@@ -967,7 +1182,7 @@ async fn connect(cfg: &ClientConfig) -> Result<Connected, ClientError> {
 }
 
 /// The first frame's body.
-fn hello(cfg: &ClientConfig) -> Hello {
+fn hello(cfg: &ClientConfig, resume: Option<wire::Resume>) -> Hello {
     Hello {
         spec_hash: SPEC_HASH,
         token: cfg.conn.token.clone(),
@@ -976,6 +1191,7 @@ fn hello(cfg: &ClientConfig) -> Hello {
         client_version: crate::VERSION.to_string(),
         visible_devices: std::env::var("RGPU_VISIBLE_DEVICES").ok(),
         compress: cfg.compress,
+        resume,
     }
 }
 

@@ -236,11 +236,38 @@ pub struct Hello {
     pub visible_devices: Option<String>,
     /// Whether the client wants large reply bodies compressed (`RGPU_COMPRESS=lz4`).
     pub compress: bool,
+    /// Set when this connection takes up an existing session after its connection was lost.
+    pub resume: Option<Resume>,
+}
+
+/// A reconnecting client's claim on its session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Resume {
+    /// The session, as its `Welcome` named it.
+    pub session: u64,
+    /// The secret its `Welcome` gave.
+    pub secret: String,
+    /// Ids of the calls the client still waits for.
+    pub waiting: Vec<u64>,
+}
+
+/// What the server tells a client that took up its session again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Resumed {
+    /// How many call frames the session has read so far: the client sends again, in order,
+    /// every frame after these.
+    pub frames_read: u64,
+    /// Which of the waited-for calls the server will answer (from its reply cache, or when
+    /// they finish); the others among those it read lost their reply.
+    pub answering: Vec<u64>,
 }
 
 /// Start of a refusal's text when the devices asked for are held exclusively by other
 /// sessions (the shim reports `CUDA_ERROR_DEVICE_UNAVAILABLE`).
 pub const REFUSED_BUSY: &str = "device unavailable: ";
+
+/// Start of a refusal's text when a session cannot be taken up again.
+pub const REFUSED_RESUME: &str = "cannot resume: ";
 
 /// One device of a session as the server listed it at the handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -267,6 +294,13 @@ pub struct Welcome {
     /// `sha256:<hex>` of the server's certificate: a client on the local socket (no TLS) checks
     /// it against its pin.
     pub fingerprint: String,
+    /// Secret with which the client may take the session up again after losing the connection
+    /// (empty: the session ends with its connection).
+    pub resume_secret: String,
+    /// How long the server keeps a session whose connection was lost.
+    pub resume_window_ms: u64,
+    /// Set when the connection took up an existing session.
+    pub resumed: Option<Resumed>,
 }
 
 /// Handshake outcome sent by the server.

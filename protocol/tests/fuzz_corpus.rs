@@ -134,6 +134,11 @@ fn seed_handshakes() -> Vec<Vec<u8>> {
         client_version: "0.1.0".into(),
         visible_devices: Some("0,GPU-ab".into()),
         compress: true,
+        resume: Some(wire::Resume {
+            session: 3,
+            secret: "s".into(),
+            waiting: vec![5, 9],
+        }),
     };
     let welcome = HandshakeReply::Welcome(Welcome {
         session: 7,
@@ -145,6 +150,12 @@ fn seed_handshakes() -> Vec<Vec<u8>> {
             exclusive: true,
         }],
         fingerprint: String::new(),
+        resume_secret: "ab".repeat(16),
+        resume_window_ms: 30_000,
+        resumed: Some(wire::Resumed {
+            frames_read: 12,
+            answering: vec![9],
+        }),
     });
     vec![
         wire::handshake_frame(wire::kind::HELLO, wire::PROTOCOL_VERSION, &hello).split_off(4),

@@ -186,6 +186,11 @@ fn handshake_frames_carry_magic_and_version_before_the_body() {
         client_version: "0".into(),
         visible_devices: Some("1,GPU-ab".into()),
         compress: true,
+        resume: Some(wire::Resume {
+            session: 3,
+            secret: "s".into(),
+            waiting: vec![5, 9],
+        }),
     };
     let f = wire::handshake_frame(kind::HELLO, 77, &hello);
     let (v, body) = wire::parse_handshake(kind::HELLO, &f[4..]).unwrap();

@@ -67,6 +67,10 @@ enum Cmd {
         /// Offer no local socket: every client uses QUIC.
         #[arg(long, conflicts_with = "local_socket")]
         no_local_socket: bool,
+        /// Seconds a session whose QUIC connection was lost (network blip) waits for its client
+        /// to reconnect and take it up again; 0 ends sessions with their connection.
+        #[arg(long, default_value_t = 30.0)]
+        resume_window: f64,
         /// Seconds of silence after which a client counts as dead and its resources are released.
         #[arg(long, default_value_t = 3.0)]
         idle_timeout: f64,
@@ -202,6 +206,7 @@ fn run(cli: Cli) -> Result<i32> {
             insecure,
             local_socket,
             no_local_socket,
+            resume_window,
             idle_timeout,
             max_sessions,
             session_memory,
@@ -217,6 +222,7 @@ fn run(cli: Cli) -> Result<i32> {
             let mut cfg = server_config(state_dir.unwrap_or_else(default_state_dir), &dev);
             cfg.listen = listen;
             cfg.connection_file = connection_file;
+            cfg.resume_window = Duration::from_secs_f64(resume_window.clamp(0.0, 86400.0));
             if no_local_socket {
                 cfg.local_socket = None;
             } else if let Some(p) = local_socket {

@@ -6,7 +6,7 @@ use crate::device::{cpu::CpuDevice, Device};
 use crate::session::{Backend, Cx, GpuSession, Session};
 use rgpu_protocol::connfile::ConnectionFile;
 use rgpu_protocol::messages::{dispatch, Request, SPEC_HASH};
-use rgpu_protocol::transport::{self, FrameError, Identity};
+use rgpu_protocol::transport::{self, Identity};
 use rgpu_protocol::wire::{self, kind, CallHeader, HandshakeReply, Hello, ReplyHeader, Welcome};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// Unix socket for clients on this machine (calls skip QUIC and TLS; owner-only, token
     /// still checked); `None`: QUIC only.
     pub local_socket: Option<PathBuf>,
+    /// How long a session whose QUIC connection was lost waits for its client to come back
+    /// (zero: it ends with its connection).
+    pub resume_window: Duration,
     /// Seed of the CPU devices' identities (set by `start` from the server's certificate).
     pub(crate) seed: String,
 }
@@ -149,6 +152,7 @@ impl ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:7600".parse().expect("literal"),
             local_socket: Some(state_dir.join("rgpu.sock")),
+            resume_window: Duration::from_secs(30),
             state_dir,
             connection_file: None,
             insecure: false,
@@ -215,6 +219,10 @@ struct Live {
     /// The sockets of sessions on the local socket (a duplicate of each), to end them at
     /// shutdown.
     local: std::sync::Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    /// QUIC sessions that a client may take up again after losing its connection.
+    resumable: crate::resume::Registry,
+    /// Set at shutdown: sessions waiting for their client stop waiting.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Live {
@@ -270,6 +278,7 @@ impl Server {
                 self.sessions()
             );
         }
+        let _ = self.live.closing.send(true);
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"server shutting down");
         self.live.end_local_sessions();
@@ -280,6 +289,7 @@ impl Server {
     /// Stops accepting and closes every connection.
     pub fn close(&self) {
         self.live.draining.store(true, Ordering::SeqCst);
+        let _ = self.live.closing.send(true);
         self.endpoint.close(1u32.into(), b"server shutting down");
         self.live.end_local_sessions();
         self.remove_socket();
@@ -307,7 +317,7 @@ fn accepted_tokens(cfg: &ServerConfig) -> Vec<String> {
         .collect()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -871,6 +881,9 @@ async fn serve_link(
         );
         return Err(why);
     }
+    if let Some(r) = hello.resume.clone() {
+        return take_up(link, r, &remote, &live).await;
+    }
     if live.sessions.fetch_add(1, Ordering::SeqCst) >= cfg.max_sessions {
         live.sessions.fetch_sub(1, Ordering::SeqCst);
         let why = refuse(
@@ -936,11 +949,13 @@ async fn serve_link(
     let _registered = unix_fd.clone().map(|fd| LocalEntry::new(&live, sid, fd));
     // A client process on this machine is watched directly: when it dies (even by SIGKILL) its
     // session ends at once instead of after the idle timeout.
+    let gone = Arc::new(tokio::sync::Notify::new());
     let _watch = match (&link, &unix_fd) {
         (Link::Quic { conn, .. }, _) if local && hello.host == this_host() => {
-            let conn = conn.clone();
+            let (conn, gone) = (conn.clone(), gone.clone());
             Some(watch_client(hello.pid, sid, move || {
-                conn.close(5u32.into(), b"client process exited")
+                conn.close(5u32.into(), b"client process exited");
+                gone.notify_one();
             }))
         }
         (Link::Unix(_), Some(fd)) => {
@@ -948,6 +963,28 @@ async fn serve_link(
             peer_pid.map(|pid| watch_client(pid, sid, move || shut(&fd)))
         }
         _ => None,
+    };
+    let (reattach_tx, reattach_rx) = tokio::sync::mpsc::unbounded_channel();
+    let resumable = matches!(link, Link::Quic { .. }) && !cfg.resume_window.is_zero();
+    let secret = if resumable {
+        transport::random_token()
+    } else {
+        String::new()
+    };
+    let _registered = resumable
+        .then(|| crate::resume::Registered::new(&live.resumable, sid, secret.clone(), reattach_tx));
+    let mut qs = QuicSession {
+        info: SessionInfo {
+            sid,
+            cfg: cfg.clone(),
+            secret: secret.clone(),
+            driver_version: 0,
+        },
+        waits: crate::resume::Waits {
+            reattach: reattach_rx,
+            gone: gone.clone(),
+            closing: live.closing.subscribe(),
+        },
     };
     if cfg.isolation_for(&devices) == Isolation::Process {
         let Some(exe) = cfg.worker_exe.clone() else {
@@ -976,13 +1013,20 @@ async fn serve_link(
         let pid = worker.pid();
         let lock = || live.workers.lock().unwrap_or_else(|e| e.into_inner());
         lock().push(pid);
-        if let Err(e) = welcome(&mut link, &cfg.seed, sid, worker.driver_version, loads).await {
+        qs.info.driver_version = worker.driver_version;
+        if let Err(e) = welcome(&mut link, &qs.info, loads, None).await {
             lock().retain(|&p| p != pid);
             return Err(e);
         }
         tracing::info!("session {sid}: {who} (worker pid {pid})");
         let r = match link {
-            Link::Quic { conn, send, recv } => worker.relay(conn, send, recv).await,
+            Link::Quic { conn, send, recv } => {
+                let (process, to_worker, from_worker) = worker.bridge(cfg.max_frame);
+                let mut pump = crate::resume::Pump::new(to_worker, from_worker, cfg.max_frame);
+                let (end, conn) = quic_session(&mut pump, &mut qs, (conn, send, recv)).await;
+                drop(pump);
+                process.finish(conn, end).await
+            }
             // The worker serves the socket itself; ours is dropped so that the client sees the
             // end of the connection when the worker ends.
             Link::Unix(s) => {
@@ -1005,31 +1049,93 @@ async fn serve_link(
             return Err(why);
         }
     };
-    welcome(&mut link, &cfg.seed, sid, driver_version, loads).await?;
+    qs.info.driver_version = driver_version;
+    welcome(&mut link, &qs.info, loads, None).await?;
     tracing::info!("session {sid}: {who}");
-    let (frames, writer, conn) = match link {
-        Link::Quic { conn, send, recv } => (
-            Frames::Quic(recv),
-            tokio::spawn(write_frames(rx, send)),
-            Some(conn),
-        ),
+    match link {
+        Link::Quic { conn, send, recv } => {
+            let (to_session, from_client) = tokio::sync::mpsc::unbounded_channel();
+            let calls = tokio::spawn(serve_calls(
+                session,
+                sid,
+                Frames::Chan(from_client),
+                tx,
+                cfg.max_frame,
+                spec.compress,
+            ));
+            let mut pump = crate::resume::Pump::new(to_session, rx, cfg.max_frame);
+            let (end, conn) = quic_session(&mut pump, &mut qs, (conn, send, recv)).await;
+            // Dropping the pump ends the session's frames: it releases its resources.
+            drop(pump);
+            let result = calls
+                .await
+                .unwrap_or_else(|e| Err(format!("session {sid}: {e}")));
+            let result = match (result, end) {
+                (Err(e), _) | (Ok(()), crate::resume::End::Malformed(e)) => Err(e),
+                (Ok(()), _) => Ok(()),
+            };
+            if let Err(e) = &result {
+                tracing::warn!("{e}; closing the connection");
+                conn.close(2u32.into(), b"protocol error");
+            }
+            result
+        }
         Link::Unix(s) => {
             let (r, w) = s.into_split();
-            (Frames::local(r), tokio::spawn(write_frames(rx, w)), None)
-        }
-    };
-    let result = serve_calls(session, sid, frames, tx, cfg.max_frame, spec.compress).await;
-    finish_writer(sid, writer).await;
-    if let Err(e) = &result {
-        tracing::warn!("{e}; closing the connection");
-        if let Some(conn) = conn {
-            conn.close(2u32.into(), b"protocol error");
-        }
-        if let Some(fd) = &unix_fd {
-            shut(fd);
+            let writer = tokio::spawn(write_frames(rx, w));
+            let result = serve_calls(
+                session,
+                sid,
+                Frames::local(r),
+                tx,
+                cfg.max_frame,
+                spec.compress,
+            )
+            .await;
+            finish_writer(sid, writer).await;
+            if let Err(e) = &result {
+                tracing::warn!("{e}; closing the connection");
+                if let Some(fd) = &unix_fd {
+                    shut(fd);
+                }
+            }
+            result
         }
     }
-    result
+}
+
+/// What a WELCOME frame says about a session.
+#[derive(Clone)]
+pub(crate) struct SessionInfo {
+    sid: u64,
+    cfg: Arc<ServerConfig>,
+    /// The client's proof when it comes back (empty: no resuming).
+    secret: String,
+    driver_version: i32,
+}
+
+/// What a QUIC session needs to outlive a lost connection.
+pub(crate) struct QuicSession {
+    info: SessionInfo,
+    waits: crate::resume::Waits,
+}
+
+/// Runs a QUIC session's traffic over its connections until the last one ends.
+async fn quic_session(
+    pump: &mut crate::resume::Pump,
+    qs: &mut QuicSession,
+    link: (quinn::Connection, quinn::SendStream, quinn::RecvStream),
+) -> (crate::resume::End, quinn::Connection) {
+    let info = qs.info.clone();
+    let window = if info.secret.is_empty() {
+        Duration::ZERO
+    } else {
+        info.cfg.resume_window
+    };
+    crate::resume::drive(pump, info.sid, link, &mut qs.waits, window, |resumed| {
+        welcome_frame(&info, Vec::new(), Some(resumed))
+    })
+    .await
 }
 
 /// A session's entry in the server's table of local-socket sessions, removed when dropped.
@@ -1159,26 +1265,73 @@ pub(crate) fn new_session(
     })
 }
 
-async fn welcome(
-    link: &mut Link,
-    fingerprint: &str,
-    sid: u64,
-    driver_version: i32,
+/// The WELCOME frame for `qs`'s session (`resumed`: a connection taking it up again).
+fn welcome_frame(
+    qs: &SessionInfo,
     devices: Vec<wire::DeviceLoad>,
-) -> Result<(), String> {
+    resumed: Option<wire::Resumed>,
+) -> Vec<u8> {
     let w = Welcome {
-        fingerprint: fingerprint.to_string(),
-        session: sid,
+        fingerprint: qs.cfg.seed.clone(),
+        session: qs.sid,
         server_version: rgpu_protocol::VERSION.into(),
-        driver_version,
+        driver_version: qs.driver_version,
         devices,
+        resume_secret: qs.secret.clone(),
+        resume_window_ms: if qs.secret.is_empty() {
+            0
+        } else {
+            qs.cfg.resume_window.as_millis() as u64
+        },
+        resumed,
     };
-    link.write(&wire::handshake_frame(
+    wire::handshake_frame(
         kind::WELCOME,
         wire::PROTOCOL_VERSION,
         &HandshakeReply::Welcome(w),
-    ))
-    .await
+    )
+}
+
+async fn welcome(
+    link: &mut Link,
+    qs: &SessionInfo,
+    devices: Vec<wire::DeviceLoad>,
+    resumed: Option<wire::Resumed>,
+) -> Result<(), String> {
+    link.write(&welcome_frame(qs, devices, resumed)).await
+}
+
+/// A connection that claims an existing session (`Hello.resume`): handed to that session, or
+/// refused when the session is gone or the secret is wrong.
+async fn take_up(mut link: Link, r: wire::Resume, remote: &str, live: &Live) -> Result<(), String> {
+    let Link::Quic { conn, send, recv } = link else {
+        return Err(refuse(&mut link, "sessions are resumed over QUIC only".into()).await);
+    };
+    let re = crate::resume::Reattach {
+        conn,
+        send,
+        recv,
+        waiting: r.waiting,
+    };
+    match live.resumable.reattach(r.session, &r.secret, re) {
+        Ok(()) => {
+            tracing::info!("{remote} takes up session {}", r.session);
+            Ok(())
+        }
+        Err(re) => {
+            let mut link = Link::Quic {
+                conn: re.conn,
+                send: re.send,
+                recv: re.recv,
+            };
+            let why = format!(
+                "{}session {} cannot be resumed: it has ended (its resume window passed, or the server restarted)",
+                wire::REFUSED_RESUME,
+                r.session
+            );
+            Err(refuse(&mut link, why).await)
+        }
+    }
 }
 
 /// Writes queued frames until every sender is gone or the peer stops reading.
@@ -1197,9 +1350,9 @@ pub(crate) async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
 
 /// Where a session's call frames come from.
 pub(crate) enum Frames {
-    /// The client's QUIC stream (sessions inside the server process).
-    Quic(quinn::RecvStream),
-    /// The supervisor's socket (a session worker).
+    /// Frames a QUIC client sent, through the session's [`crate::resume::Pump`].
+    Chan(tokio::sync::mpsc::UnboundedReceiver<crate::resume::Inbound>),
+    /// A local socket: the client's, or the supervisor's (a session worker).
     Local(tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>),
 }
 
@@ -1212,11 +1365,8 @@ impl Frames {
     /// The next frame; `Ok(None)` when the peer closed cleanly.
     async fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>, String> {
         match self {
-            Frames::Quic(r) => match transport::read_frame(r, max).await {
-                Ok(p) => Ok(Some(p)),
-                Err(FrameError::Closed) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            },
+            // The pump checked the size; the frame's share of the budget is returned here.
+            Frames::Chan(r) => Ok(r.recv().await.map(|(p, _permit)| p)),
             Frames::Local(r) => read_local_frame(r, max).await,
         }
     }

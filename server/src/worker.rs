@@ -150,51 +150,83 @@ impl Worker {
         self.child.id().unwrap_or(0)
     }
 
-    /// Relays the connection's bytes to and from the worker until either side ends, then reaps
-    /// the worker (killing it if it does not exit in time).
-    pub async fn relay(
-        mut self,
-        conn: quinn::Connection,
-        mut send: quinn::SendStream,
-        mut recv: quinn::RecvStream,
-    ) -> Result<(), String> {
-        let sid = self.sid;
+    /// Connects the worker's socket to channels: call frames (payloads) in, whole frames out.
+    pub(crate) fn bridge(
+        self,
+        max_frame: u32,
+    ) -> (
+        WorkerProcess,
+        tokio::sync::mpsc::UnboundedSender<crate::resume::Inbound>,
+        tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
+        let (to_worker, mut calls) =
+            tokio::sync::mpsc::unbounded_channel::<crate::resume::Inbound>();
+        let (out, from_worker) = tokio::sync::mpsc::unbounded_channel();
         let (mut wr, mut ww) = self.sock.into_split();
-        {
-            let up = async {
-                let r = tokio::io::copy(&mut recv, &mut ww).await;
-                // The client is gone or done: the worker sees the end of its input and exits.
-                let _ = ww.shutdown().await;
-                r
-            };
-            let down = tokio::io::copy(&mut wr, &mut send);
-            tokio::pin!(up, down);
-            let mut up_done = false;
-            loop {
-                tokio::select! {
-                    _ = &mut up, if !up_done => up_done = true,
-                    _ = &mut down => break,
+        tokio::spawn(async move {
+            // A frame's share of the inbound budget is returned once the worker's socket took it.
+            while let Some((p, _permit)) = calls.recv().await {
+                if ww.write_all(&frame(&p)).await.is_err() {
+                    break;
                 }
             }
-        }
-        let status = reap(&mut self.child, sid, Duration::from_secs(5)).await;
-        let r = outcome(sid, status);
-        match status {
-            Some(s) if s.success() => {
-                let _ = send.finish();
+            let _ = ww.shutdown().await;
+        });
+        tokio::spawn(async move {
+            while let Ok(Some(p)) = read_local_frame(&mut wr, max_frame.saturating_add(64)).await {
+                if out.send(frame(&p)).is_err() {
+                    break;
+                }
             }
-            Some(s) if s.code() == Some(EXIT_PROTOCOL) => {
-                conn.close(2u32.into(), b"protocol error")
-            }
-            _ => conn.close(CLOSE_WORKER_DIED.into(), b"session worker died"),
-        }
-        r
+        });
+        (
+            WorkerProcess {
+                child: self.child,
+                sid: self.sid,
+            },
+            to_worker,
+            from_worker,
+        )
     }
 
     /// For a worker serving a local client's socket itself: waits until it ends.
     pub async fn wait(mut self) -> Result<(), String> {
         let status = self.child.wait().await.ok();
         outcome(self.sid, status)
+    }
+}
+
+/// A session worker whose traffic goes through channels ([`Worker::bridge`]).
+pub(crate) struct WorkerProcess {
+    child: tokio::process::Child,
+    sid: u64,
+}
+
+impl WorkerProcess {
+    /// After the session's last connection ended: reaps the worker and closes `conn` with a
+    /// code that says why.
+    pub(crate) async fn finish(
+        mut self,
+        conn: quinn::Connection,
+        end: crate::resume::End,
+    ) -> Result<(), String> {
+        let sid = self.sid;
+        let status = reap(&mut self.child, sid, Duration::from_secs(5)).await;
+        let r = outcome(sid, status);
+        match (status, end) {
+            (_, crate::resume::End::Malformed(e)) => {
+                conn.close(2u32.into(), b"protocol error");
+                return Err(format!(
+                    "session {sid}: malformed input from the client: {e}"
+                ));
+            }
+            (Some(s), _) if s.success() => {}
+            (Some(s), _) if s.code() == Some(EXIT_PROTOCOL) => {
+                conn.close(2u32.into(), b"protocol error")
+            }
+            _ => conn.close(CLOSE_WORKER_DIED.into(), b"session worker died"),
+        }
+        r
     }
 }
 

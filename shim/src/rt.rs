@@ -188,6 +188,14 @@ fn connection_config() -> Result<ClientConfig, String> {
             cfg.idle_timeout = std::time::Duration::from_secs_f64(t);
         }
     }
+    if let Ok(w) = std::env::var("RGPU_RESUME_WINDOW") {
+        let secs = w
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| format!("RGPU_RESUME_WINDOW={w} is not a number of seconds"))?;
+        cfg.resume_window = std::time::Duration::from_secs_f64(secs.min(86400.0));
+    }
     if let Ok(t) = std::env::var("RGPU_TRANSPORT") {
         cfg.transport = t.parse().map_err(|e| format!("RGPU_TRANSPORT: {e}"))?;
     }

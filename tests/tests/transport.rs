@@ -179,6 +179,7 @@ fn a_server_that_stops_answering_on_the_local_socket_fails_calls_in_bounded_time
             driver_version: 13000,
             devices: vec![],
             fingerprint: String::new(),
+            ..Default::default()
         };
         s.write_all(&wire::handshake_frame(
             kind::WELCOME,
