@@ -55,6 +55,9 @@ struct Args {
     /// Also run --program against the machine's own libcuda (a GPU machine).
     #[arg(long)]
     native: bool,
+    /// Also measure QUIC with this many bulk lanes (extra connections for large copies).
+    #[arg(long, default_value_t = 0)]
+    lanes: usize,
     /// The `rgpu` binary that runs --program through the shim (default: next to this one).
     #[arg(long)]
     rgpu: Option<PathBuf>,
@@ -239,7 +242,7 @@ fn echo_client(mut c: impl Read + Write, iters: usize, bulk: usize) -> Result<((
 
 /// rgpu's figures over one path to the server.
 struct PathFigures {
-    name: &'static str,
+    name: String,
     call: (f64, f64),
     d2h4: (f64, f64),
     launches: f64,
@@ -256,15 +259,23 @@ fn sweep_sizes(max: usize) -> Vec<usize> {
         .collect()
 }
 
-fn measure(cf: &ConnectionFile, transport: TransportChoice, args: &Args) -> Result<PathFigures> {
+fn measure(
+    cf: &ConnectionFile,
+    transport: TransportChoice,
+    lanes: usize,
+    args: &Args,
+) -> Result<PathFigures> {
     let mut ccfg = ClientConfig::new(cf.clone());
     ccfg.compress = args.compress;
     ccfg.transport = transport;
+    ccfg.bulk_lanes = lanes;
     let c = Client::connect(ccfg)?;
     let name = if c.is_local_socket() {
-        "local socket"
+        "local socket".to_string()
+    } else if c.bulk_lanes() > 0 {
+        format!("QUIC + {} lanes", c.bulk_lanes())
     } else {
-        "QUIC"
+        "QUIC".to_string()
     };
     let h0 = CallHeader::default();
     c.call(h0, &Request::Init(InitReq { flags: 0 }))?;
@@ -498,12 +509,15 @@ fn main() -> Result<()> {
     let ((q50, q99), q_bw) = quinn_floor(&rt, &tmp.path().join("floor"), args.iters, bulk)?;
     let mut paths = Vec::new();
     if cf.local_socket.is_some() {
-        match measure(&cf, TransportChoice::Local, &args) {
+        match measure(&cf, TransportChoice::Local, 0, &args) {
             Ok(p) => paths.push(p),
             Err(e) => eprintln!("rgpu-bench: the local socket is not usable from here: {e}"),
         }
     }
-    paths.push(measure(&cf, TransportChoice::Quic, &args)?);
+    paths.push(measure(&cf, TransportChoice::Quic, 0, &args)?);
+    if args.lanes > 0 {
+        paths.push(measure(&cf, TransportChoice::Quic, args.lanes, &args)?);
+    }
 
     println!("Floors (same run):\n");
     println!(

@@ -69,6 +69,9 @@ pub struct ClientConfig {
     /// After losing a QUIC connection, how long to keep trying to take the session up again
     /// (bounded by what the server offers; zero: never).
     pub resume_window: Duration,
+    /// Extra QUIC connections (each with its own I/O thread) that carry the chunks of large
+    /// copies beside the main one, when one core's packet and crypto work is the limit.
+    pub bulk_lanes: usize,
 }
 
 /// Which path a client takes to its server (`RGPU_TRANSPORT`).
@@ -110,6 +113,7 @@ impl ClientConfig {
             compress: false,
             transport: TransportChoice::Auto,
             resume_window: Duration::from_secs(20),
+            bulk_lanes: 0,
         }
     }
 }
@@ -203,9 +207,18 @@ struct UnixLink {
     output: OutputSink,
 }
 
+/// An extra QUIC connection of the session for the chunks of large copies.
+struct Lane {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    /// Calls sent on it whose reply has not come yet (failed if the lane dies).
+    ids: Arc<Mutex<std::collections::HashSet<u64>>>,
+    dead: Arc<std::sync::atomic::AtomicBool>,
+}
+
 /// A connected client.
 pub struct Client {
     link: Link,
+    lanes: Vec<Lane>,
     shared: Arc<Shared>,
     next_id: AtomicU64,
     welcome: Welcome,
@@ -251,6 +264,8 @@ impl Client {
         let sh = shared.clone();
         let timeout = cfg.connect_timeout;
         let compress = cfg.compress;
+        let lanes_wanted = cfg.bulk_lanes.min(16);
+        let lane_cfg = cfg.clone();
         std::thread::Builder::new()
             .name("rgpu-io".into())
             .spawn(move || {
@@ -275,13 +290,27 @@ impl Client {
             .map_err(|_| {
                 ClientError::Transport("timed out connecting to the rgpu server".into())
             })??;
-        Ok(Client {
+        let (session, welcome_secret) = (welcome.session, welcome.resume_secret.clone());
+        let mut client = Client {
             link: Link::Quic(tx),
+            lanes: Vec::new(),
             shared,
             next_id: AtomicU64::new(1),
             welcome,
             compress,
-        })
+        };
+        if !welcome_secret.is_empty() {
+            for n in 0..lanes_wanted {
+                match open_lane(&lane_cfg, session, &welcome_secret, client.shared.clone()) {
+                    Ok(l) => client.lanes.push(l),
+                    Err(e) => {
+                        tracing::warn!("bulk lane {n}: {e}; large copies use the main connection");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(client)
     }
 
     /// How many times the session was taken up again after losing its connection.
@@ -311,6 +340,9 @@ impl Client {
     /// Closes the connection so the server releases the session at once, waiting at most
     /// `wait` for the close to be sent. Later calls fail.
     pub fn shutdown(&self, wait: Duration) {
+        for l in &self.lanes {
+            let _ = l.tx.send(Vec::new());
+        }
         match &self.link {
             Link::Quic(tx) => {
                 if tx.send(Vec::new()).is_err() {
@@ -435,7 +467,7 @@ impl Client {
 
     /// Sends a call and waits for its reply.
     pub fn call(&self, hdr: CallHeader, req: &Request) -> Result<Reply, ClientError> {
-        let slot = self.submit(hdr, req)?;
+        let slot = self.submit(hdr, req, None)?;
         self.wait(&slot, req)
     }
 
@@ -443,19 +475,55 @@ impl Client {
     /// first failure is returned. The server may run them concurrently: use this only for calls
     /// that do not depend on each other (e.g. the chunks of one large download).
     pub fn call_batch(&self, hdr: CallHeader, reqs: &[Request]) -> Result<Vec<Reply>, ClientError> {
-        let slots = reqs
+        let lanes: Vec<&Lane> = self
+            .lanes
             .iter()
-            .map(|r| self.submit(hdr, r))
+            .filter(|l| !l.dead.load(Ordering::Relaxed))
+            .collect();
+        if lanes.is_empty() || reqs.len() < 2 {
+            let slots = reqs
+                .iter()
+                .map(|r| self.submit(hdr, r, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            return slots
+                .iter()
+                .zip(reqs)
+                .map(|(slot, req)| self.wait(slot, req))
+                .collect();
+        }
+        // The first call goes on the main connection and is waited for: its reply proves the
+        // server has read (and queued in order) everything this client sent before, which frames
+        // on other connections could otherwise overtake. The rest are spread over all lanes.
+        let mut out = vec![self.call(hdr, &reqs[0])?];
+        let slots = reqs[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let k = i % (lanes.len() + 1);
+                self.submit(hdr, r, (k > 0).then(|| lanes[k - 1]))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        slots
+        for (slot, req) in slots.iter().zip(&reqs[1..]) {
+            out.push(self.wait(slot, req)?);
+        }
+        Ok(out)
+    }
+
+    /// How many bulk lanes are open.
+    pub fn bulk_lanes(&self) -> usize {
+        self.lanes
             .iter()
-            .zip(reqs)
-            .map(|(slot, req)| self.wait(slot, req))
-            .collect()
+            .filter(|l| !l.dead.load(Ordering::Relaxed))
+            .count()
     }
 
     /// Sends a call whose reply the returned slot receives.
-    fn submit(&self, mut hdr: CallHeader, req: &Request) -> Result<Arc<Slot>, ClientError> {
+    fn submit(
+        &self,
+        mut hdr: CallHeader,
+        req: &Request,
+        lane: Option<&Lane>,
+    ) -> Result<Arc<Slot>, ClientError> {
         if let Some(why) = self.dead_reason() {
             return Err(ClientError::Transport(why));
         }
@@ -471,7 +539,19 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(hdr.id, slot.clone());
-        if let Err(e) = self.transmit(frame, false) {
+        let sent = match lane {
+            Some(l) => {
+                l.ids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(hdr.id);
+                l.tx.send(frame).map_err(|_| {
+                    ClientError::Transport("a bulk lane of the connection has closed".into())
+                })
+            }
+            None => self.transmit(frame, false),
+        };
+        if let Err(e) = sent {
             self.shared
                 .pending
                 .lock()
@@ -664,6 +744,7 @@ fn connect_unix(cfg: &ClientConfig, path: &str) -> Result<Client, ClientError> {
             .map_err(|e| t(format!("cannot start the I/O thread: {e}")))?;
     }
     Ok(Client {
+        lanes: Vec::new(),
         link: Link::Unix(UnixLink {
             outbox,
             writer,
@@ -872,6 +953,102 @@ fn peer_uid(s: &UnixStream) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// Opens a bulk lane: its own QUIC connection, claimed for `session` with its secret, driven by
+/// its own I/O thread; replies on it go to the same waiting callers as the main connection's.
+fn open_lane(
+    cfg: &ClientConfig,
+    session: u64,
+    secret: &str,
+    shared: Arc<Shared>,
+) -> Result<Lane, ClientError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let ids: Arc<Mutex<std::collections::HashSet<u64>>> = Default::default();
+    let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let claim = wire::Resume {
+        session,
+        secret: secret.to_string(),
+        waiting: Vec::new(),
+        lane: true,
+    };
+    let (cfg, lane_ids, lane_dead) = (cfg.clone(), ids.clone(), dead.clone());
+    std::thread::Builder::new()
+        .name("rgpu-lane".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(ClientError::Transport(e.to_string())));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let connected =
+                    tokio::time::timeout(cfg.connect_timeout, connect(&cfg, Some(claim))).await;
+                let ((ep, conn, _), mut send, mut recv) = match connected {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = ready_tx.send(Err(ClientError::Transport(
+                            "timed out opening a bulk lane".into(),
+                        )));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let writer = async {
+                    while let Some(f) = rx.recv().await {
+                        if f.is_empty() || send.write_all(&f).await.is_err() {
+                            break; // empty: the client shuts down
+                        }
+                    }
+                    let _ = send.finish();
+                };
+                let reader = async {
+                    while let Ok(p) = transport::read_frame(&mut recv, cfg.max_frame).await {
+                        match deliver(&shared, &cfg.output, cfg.max_frame, &p) {
+                            Ok(Some(id)) => {
+                                lane_ids
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .remove(&id);
+                            }
+                            Ok(None) => {}
+                            Err(_) => break,
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = writer => {},
+                    _ = reader => {},
+                }
+                lane_dead.store(true, Ordering::Relaxed);
+                // Calls in flight on this lane fail; later large copies use the main connection.
+                let stranded: Vec<u64> = lane_ids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain()
+                    .collect();
+                for id in stranded {
+                    shared.fail_one(id, "a bulk lane of the connection was lost".into());
+                }
+                conn.close(0u32.into(), b"bye");
+                let _ = tokio::time::timeout(Duration::from_millis(200), ep.wait_idle()).await;
+            });
+        })
+        .map_err(|e| ClientError::Transport(format!("cannot start a lane thread: {e}")))?;
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| ClientError::Transport("timed out opening a bulk lane".into()))??;
+    Ok(Lane { tx, ids, dead })
+}
+
 /// Call frames written to the current QUIC connection that the server may not have read yet,
 /// kept so that they can be sent again on a new connection after a loss.
 #[derive(Default)]
@@ -1070,6 +1247,7 @@ async fn resume(
             session,
             secret: secret.to_string(),
             waiting: waiting.clone(),
+            lane: false,
         };
         let left = deadline - tokio::time::Instant::now();
         let attempt =

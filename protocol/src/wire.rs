@@ -249,6 +249,9 @@ pub struct Resume {
     pub secret: String,
     /// Ids of the calls the client still waits for.
     pub waiting: Vec<u64>,
+    /// Not a resume: an extra connection of the live session for the chunks of large copies
+    /// (a bulk lane), whose calls are answered on it.
+    pub lane: bool,
 }
 
 /// What the server tells a client that took up its session again.

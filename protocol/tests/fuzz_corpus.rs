@@ -138,6 +138,7 @@ fn seed_handshakes() -> Vec<Vec<u8>> {
             session: 3,
             secret: "s".into(),
             waiting: vec![5, 9],
+            lane: false,
         }),
     };
     let welcome = HandshakeReply::Welcome(Welcome {

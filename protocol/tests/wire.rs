@@ -190,6 +190,7 @@ fn handshake_frames_carry_magic_and_version_before_the_body() {
             session: 3,
             secret: "s".into(),
             waiting: vec![5, 9],
+            lane: false,
         }),
     };
     let f = wire::handshake_frame(kind::HELLO, 77, &hello);

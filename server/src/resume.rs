@@ -31,11 +31,20 @@ pub(crate) struct Reattach {
     pub recv: quinn::RecvStream,
     /// The calls whose replies the client still waits for.
     pub waiting: Vec<u64>,
+    /// A bulk lane beside the live connection, not a resume.
+    pub lane: bool,
 }
 
-/// The sessions that may be taken up again: id → (secret, where to hand a new connection).
+/// Where a session takes new connections: resumes, and bulk lanes.
+#[derive(Clone)]
+pub(crate) struct Doors {
+    pub resume: UnboundedSender<Reattach>,
+    pub lanes: UnboundedSender<Reattach>,
+}
+
+/// The sessions that may be taken up again (or given bulk lanes): id → (secret, doors).
 #[derive(Default)]
-pub(crate) struct Registry(Mutex<HashMap<u64, (String, UnboundedSender<Reattach>)>>);
+pub(crate) struct Registry(Mutex<HashMap<u64, (String, Doors)>>);
 
 impl Registry {
     /// Hands `r` to session `sid` if `secret` is its secret; gives `r` back otherwise.
@@ -43,10 +52,14 @@ impl Registry {
         let tx = {
             let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
             match g.get(&sid) {
-                Some((s, tx))
+                Some((s, doors))
                     if crate::server::constant_time_eq(s.as_bytes(), secret.as_bytes()) =>
                 {
-                    tx.clone()
+                    if r.lane {
+                        doors.lanes.clone()
+                    } else {
+                        doors.resume.clone()
+                    }
                 }
                 _ => return Err(Box::new(r)),
             }
@@ -59,11 +72,11 @@ impl Registry {
 pub(crate) struct Registered<'a>(&'a Registry, u64);
 
 impl<'a> Registered<'a> {
-    pub fn new(reg: &'a Registry, sid: u64, secret: String, tx: UnboundedSender<Reattach>) -> Self {
+    pub fn new(reg: &'a Registry, sid: u64, secret: String, doors: Doors) -> Self {
         reg.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(sid, (secret, tx));
+            .insert(sid, (secret, doors));
         Registered(reg, sid)
     }
 }
@@ -109,6 +122,84 @@ pub(crate) struct Pump {
     cache_bytes: usize,
     /// Frames from the session not yet written whole to a connection, oldest first.
     unsent: VecDeque<Arc<Vec<u8>>>,
+    /// Calls that came on a bulk lane: their replies go back on it.
+    routes: Routes,
+}
+
+/// Call id → the bulk lane its reply goes to.
+pub(crate) type Routes = Arc<Mutex<HashMap<u64, UnboundedSender<Arc<Vec<u8>>>>>>;
+
+/// What a bulk lane needs from its session. Holding it does not keep the session alive.
+#[derive(Clone)]
+pub(crate) struct LaneCtx {
+    to_session: tokio::sync::mpsc::WeakUnboundedSender<Inbound>,
+    budget: Arc<tokio::sync::Semaphore>,
+    routes: Routes,
+    max_frame: u32,
+}
+
+/// Serves the bulk lanes a session's client opens, until the session ends.
+/// `welcome`: the WELCOME frame a new lane gets.
+pub(crate) async fn accept_lanes(
+    mut doors: UnboundedReceiver<Reattach>,
+    ctx: LaneCtx,
+    sid: u64,
+    welcome: Arc<Vec<u8>>,
+) {
+    while let Some(r) = doors.recv().await {
+        tracing::debug!("session {sid}: bulk lane opened");
+        tokio::spawn(serve_lane(r, ctx.clone(), welcome.clone()));
+    }
+}
+
+/// Moves one bulk lane's calls to the session and their replies back.
+async fn serve_lane(r: Reattach, ctx: LaneCtx, welcome: Arc<Vec<u8>>) {
+    let Reattach {
+        conn,
+        mut send,
+        mut recv,
+        ..
+    } = r;
+    if send.write_all(&welcome).await.is_err() {
+        return;
+    }
+    let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<Arc<Vec<u8>>>();
+    let reader = async {
+        while let Ok(p) = transport::read_frame(&mut recv, ctx.max_frame).await {
+            let Ok((h, _)) = CallHeader::parse(&p) else {
+                return;
+            };
+            if h.flags & wire::flags::NO_REPLY != 0 {
+                return; // lanes carry calls that are waited for, nothing else
+            }
+            ctx.routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(h.id, tx.clone());
+            let kib = ((p.len() >> 10) as u32 + 1).min(INBOUND_KIB);
+            let Ok(permit) = ctx.budget.clone().acquire_many_owned(kib).await else {
+                return;
+            };
+            let Some(to_session) = ctx.to_session.upgrade() else {
+                return;
+            };
+            if to_session.send((p, permit)).is_err() {
+                return;
+            }
+        }
+    };
+    let writer = async {
+        while let Some(f) = replies.recv().await {
+            if send.write_all(&f).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = reader => {},
+        _ = writer => {},
+    }
+    conn.close(0u32.into(), b"lane closed");
 }
 
 impl Pump {
@@ -127,6 +218,17 @@ impl Pump {
             cache: VecDeque::new(),
             cache_bytes: 0,
             unsent: VecDeque::new(),
+            routes: Routes::default(),
+        }
+    }
+
+    /// What the session's bulk lanes need.
+    pub fn lane_ctx(&self) -> LaneCtx {
+        LaneCtx {
+            to_session: self.to_session.downgrade(),
+            budget: self.budget.clone(),
+            routes: self.routes.clone(),
+            max_frame: self.max_frame,
         }
     }
 
@@ -147,6 +249,7 @@ impl Pump {
             cache,
             cache_bytes,
             unsent,
+            routes,
         } = self;
         let max = *max_frame;
         let running = &*running;
@@ -185,6 +288,15 @@ impl Pump {
                             let f = Arc::new(f);
                             if f.get(4) == Some(&kind::REPLY) {
                                 if let Ok((h, _)) = ReplyHeader::parse(&f[4..]) {
+                                    let lane = routes
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .remove(&h.id);
+                                    if let Some(lane) = lane {
+                                        // Answered on the lane that brought the call.
+                                        let _ = lane.send(f);
+                                        continue;
+                                    }
                                     running
                                         .lock()
                                         .unwrap_or_else(|e| e.into_inner())
@@ -315,6 +427,7 @@ pub(crate) async fn drive(
             mut send,
             recv,
             waiting,
+            ..
         } = next;
         let resumed = pump.resumed(&waiting);
         tracing::info!(

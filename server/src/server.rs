@@ -965,14 +965,20 @@ async fn serve_link(
         _ => None,
     };
     let (reattach_tx, reattach_rx) = tokio::sync::mpsc::unbounded_channel();
-    let resumable = matches!(link, Link::Quic { .. }) && !cfg.resume_window.is_zero();
+    let (lanes_tx, lanes_rx) = tokio::sync::mpsc::unbounded_channel();
+    // QUIC sessions get a secret: for bulk lanes, and for resuming when the window is not zero.
+    let resumable = matches!(link, Link::Quic { .. });
     let secret = if resumable {
         transport::random_token()
     } else {
         String::new()
     };
+    let doors = crate::resume::Doors {
+        resume: reattach_tx,
+        lanes: lanes_tx,
+    };
     let _registered = resumable
-        .then(|| crate::resume::Registered::new(&live.resumable, sid, secret.clone(), reattach_tx));
+        .then(|| crate::resume::Registered::new(&live.resumable, sid, secret.clone(), doors));
     let mut qs = QuicSession {
         info: SessionInfo {
             sid,
@@ -985,6 +991,7 @@ async fn serve_link(
             gone: gone.clone(),
             closing: live.closing.subscribe(),
         },
+        lanes: Some(lanes_rx),
     };
     if cfg.isolation_for(&devices) == Isolation::Process {
         let Some(exe) = cfg.worker_exe.clone() else {
@@ -1118,6 +1125,8 @@ pub(crate) struct SessionInfo {
 pub(crate) struct QuicSession {
     info: SessionInfo,
     waits: crate::resume::Waits,
+    /// Bulk lanes the client opens.
+    lanes: Option<tokio::sync::mpsc::UnboundedReceiver<crate::resume::Reattach>>,
 }
 
 /// Runs a QUIC session's traffic over its connections until the last one ends.
@@ -1127,6 +1136,14 @@ async fn quic_session(
     link: (quinn::Connection, quinn::SendStream, quinn::RecvStream),
 ) -> (crate::resume::End, quinn::Connection) {
     let info = qs.info.clone();
+    let _lanes = qs.lanes.take().map(|doors| {
+        AbortOnDrop(tokio::spawn(crate::resume::accept_lanes(
+            doors,
+            pump.lane_ctx(),
+            info.sid,
+            Arc::new(welcome_frame(&info, Vec::new(), None)),
+        )))
+    });
     let window = if info.secret.is_empty() {
         Duration::ZERO
     } else {
@@ -1278,11 +1295,7 @@ fn welcome_frame(
         driver_version: qs.driver_version,
         devices,
         resume_secret: qs.secret.clone(),
-        resume_window_ms: if qs.secret.is_empty() {
-            0
-        } else {
-            qs.cfg.resume_window.as_millis() as u64
-        },
+        resume_window_ms: qs.cfg.resume_window.as_millis() as u64,
         resumed,
     };
     wire::handshake_frame(
@@ -1312,6 +1325,7 @@ async fn take_up(mut link: Link, r: wire::Resume, remote: &str, live: &Live) -> 
         send,
         recv,
         waiting: r.waiting,
+        lane: r.lane,
     };
     match live.resumable.reattach(r.session, &r.secret, re) {
         Ok(()) => {

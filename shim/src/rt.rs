@@ -196,6 +196,13 @@ fn connection_config() -> Result<ClientConfig, String> {
             .ok_or_else(|| format!("RGPU_RESUME_WINDOW={w} is not a number of seconds"))?;
         cfg.resume_window = std::time::Duration::from_secs_f64(secs.min(86400.0));
     }
+    if let Ok(n) = std::env::var("RGPU_BULK_LANES") {
+        cfg.bulk_lanes = n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= 16)
+            .ok_or_else(|| format!("RGPU_BULK_LANES={n} is not a number from 0 to 16"))?;
+    }
     if let Ok(t) = std::env::var("RGPU_TRANSPORT") {
         cfg.transport = t.parse().map_err(|e| format!("RGPU_TRANSPORT: {e}"))?;
     }

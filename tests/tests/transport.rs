@@ -252,3 +252,66 @@ fn a_cuda_program_runs_the_same_over_quic_and_the_local_socket() {
     assert_eq!(outs[0], outs[1]);
     assert!(!outs[0].is_empty());
 }
+
+#[test]
+fn large_copies_spread_over_bulk_lanes_keep_their_data_and_their_order() {
+    let t = start(|_| {});
+    let mut cfg = ClientConfig::new(t.srv.connection.clone());
+    cfg.transport = TransportChoice::Quic;
+    cfg.bulk_lanes = 2;
+    let c = Client::connect(cfg).unwrap();
+    assert_eq!(c.bulk_lanes(), 2);
+    let h = common::primary(&c);
+    const CHUNK: usize = 1 << 20;
+    let n = 9 * CHUNK;
+    let Reply::MemAlloc(m) = c
+        .call(h, &Request::MemAlloc(MemAllocReq { bytesize: n as u64 }))
+        .unwrap()
+    else {
+        panic!("unexpected reply")
+    };
+    let data: Vec<u8> = (0..n).map(|i| (i * 13 % 253) as u8).collect();
+    let ups: Vec<Request> = (0..n)
+        .step_by(CHUNK)
+        .map(|off| {
+            Request::MemcpyHtoD(MemcpyHtoDReq {
+                dst: m.dptr + off as u64,
+                src: data[off..off + CHUNK].to_vec(),
+                byte_count: CHUNK as u64,
+            })
+        })
+        .collect();
+    c.call_batch(h, &ups).unwrap();
+    // Pipelined work on the main connection, then a batched download over the lanes: the
+    // download must see it.
+    c.send(
+        h,
+        &Request::MemsetD8Async(MemsetD8AsyncReq {
+            dst: m.dptr + 5 * CHUNK as u64,
+            value: 0xee,
+            count: 100,
+            stream: 0,
+        }),
+    )
+    .unwrap();
+    let downs: Vec<Request> = (0..n)
+        .step_by(CHUNK)
+        .map(|off| {
+            Request::MemcpyDtoH(MemcpyDtoHReq {
+                src: m.dptr + off as u64,
+                byte_count: CHUNK as u64,
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for r in c.call_batch(h, &downs).unwrap() {
+        let Reply::MemcpyDtoH(r) = r else {
+            panic!("unexpected reply")
+        };
+        got.extend(r.dst);
+    }
+    let mut want = data;
+    want[5 * CHUNK..5 * CHUNK + 100].fill(0xee);
+    assert!(got == want, "data differs after the lanes");
+    assert_eq!(c.bulk_lanes(), 2, "the lanes are still open");
+}
