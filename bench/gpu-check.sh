@@ -759,7 +759,7 @@ log "memory, rgpu: $MEM_RESULT"
 # =================================================================================================
 STAGE=bench
 bw=$W/bin/c/bandwidth
-BENCH_ARGS=(--connection-file "$CONN" --chart "$OUT/bench.png" --rgpu "$BIN/rgpu" --lanes 4)
+BENCH_ARGS=(--connection-file "$CONN" --chart "$OUT/bench.png" --rgpu "$BIN/rgpu" --lanes 4 --sweep-max 64M --iters 1000)
 [ -x "$bw" ] && BENCH_ARGS+=(--program "$bw")
 [ -x "$bw" ] && ((NATIVE)) && BENCH_ARGS+=(--native)
 if ! ensure_server bench; then

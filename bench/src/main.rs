@@ -653,7 +653,8 @@ fn main() -> Result<()> {
         }
     );
     match chart::write(&args.chart, &title, &series) {
-        Ok(()) => println!("chart: {}", args.chart.display()),
+        Ok(None) => println!("chart: {}", args.chart.display()),
+        Ok(Some(legend)) => println!("chart: {} (no text)\n{legend}", args.chart.display()),
         Err(e) => eprintln!("rgpu-bench: no chart written: {e}"),
     }
     Ok(())
