@@ -760,6 +760,11 @@ impl ShmSegment {
         Ok(())
     }
 
+    /// Where the segment is mapped and how large it is, once attached.
+    fn mapping(&self) -> Option<(usize, usize)> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The segment's bytes `[off, off+len)`, as an address.
     fn range(&self, off: u64, len: u64) -> CuResult<usize> {
         let (base, size) = self

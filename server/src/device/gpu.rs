@@ -174,6 +174,8 @@ driver_fns! {
     cuMemGetInfo_v2(free: *mut usize, total: *mut usize);
     cuMemAllocAsync(p: *mut u64, size: usize, s: H);
     cuMemFreeAsync(p: u64, s: H);
+    cuMemHostRegister_v2(p: *mut c_void, size: usize, flags: u32);
+    cuMemHostUnregister(p: *mut c_void);
     cuMemcpyHtoD_v2(dst: u64, src: *const c_void, n: usize);
     cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, n: usize);
     cuMemcpyDtoD_v2(dst: u64, src: u64, n: usize);

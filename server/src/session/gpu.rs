@@ -94,6 +94,8 @@ pub struct GpuSession {
     quota: Mutex<Option<u64>>,
     limits: Mutex<Limits>,
     shm: ShmSegment,
+    /// The segment is page-locked with the driver (registered): copies from and to it are DMA.
+    shm_pinned: std::sync::atomic::AtomicBool,
     local: std::sync::atomic::AtomicBool,
     #[allow(dead_code)]
     notify: Notify,
@@ -125,6 +127,7 @@ impl GpuSession {
             quota: Mutex::new(None),
             limits: Mutex::new(Limits::default()),
             shm: ShmSegment::default(),
+            shm_pinned: std::sync::atomic::AtomicBool::new(false),
             local: std::sync::atomic::AtomicBool::new(false),
             notify,
         })
@@ -514,6 +517,16 @@ impl GpuSession {
 
 impl Drop for GpuSession {
     fn drop(&mut self) {
+        if self.shm_pinned.load(std::sync::atomic::Ordering::Relaxed) {
+            // Unregister before the segment is unmapped, in any context of the session.
+            let any = self.st().contexts.keys().next().copied();
+            if let (Some(ctx), Some((base, _))) = (any, self.shm.mapping()) {
+                if self.bind(ctx).is_ok() {
+                    // SAFETY: the range this session registered.
+                    let _ = unsafe { drv::cuMemHostUnregister(base as *mut std::ffi::c_void) };
+                }
+            }
+        }
         let mut st = self.st();
         let handles: Vec<u64> = st.contexts.keys().copied().collect();
         for h in handles {
@@ -1830,19 +1843,47 @@ impl Handler for GpuSession {
         Ok(MemFreeAsyncRep {})
     }
 
-    fn shm_attach(&self, _cx: &Cx, req: ShmAttachReq) -> CuResult<ShmAttachRep> {
+    fn shm_attach(&self, cx: &Cx, req: ShmAttachReq) -> CuResult<ShmAttachRep> {
         if !self.local.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(CuError::NOT_SUPPORTED);
         }
         self.shm.attach(self.id, &req.name, req.size)?;
+        // Page-lock the segment so that copies through it are DMA, as from pinned memory.
+        if let (Ok(()), Some((base, size))) = (self.bind(cx.ctx), self.shm.mapping()) {
+            // SAFETY: the segment is mapped read-write for `size` bytes for the session's life;
+            // it is unregistered before it is unmapped (Drop). 1 = CU_MEMHOSTREGISTER_PORTABLE.
+            match unsafe { drv::cuMemHostRegister_v2(base as *mut std::ffi::c_void, size, 1) } {
+                Ok(()) => self
+                    .shm_pinned
+                    .store(true, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => tracing::info!(
+                    "session {}: the shared segment stays pageable (registering it: {e:?})",
+                    self.id
+                ),
+            }
+        }
         Ok(ShmAttachRep {})
     }
 
     fn memcpy_hto_d_shm(&self, cx: &Cx, req: MemcpyHtoDShmReq) -> CuResult<MemcpyHtoDShmRep> {
         let src = self.shm.range(req.offset, req.byte_count)?;
+        if req.byte_count > 0
+            && req.is_async
+            && self.shm_pinned.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // From page-locked memory an async copy is still reading when it returns, but the
+            // client may reuse the segment after the reply: stage the bytes (as the driver does
+            // for pageable memory).
+            // SAFETY: ShmSegment::range checked that the range lies in the mapped segment.
+            let staged =
+                unsafe { std::slice::from_raw_parts(src as *const u8, req.byte_count as usize) }
+                    .to_vec();
+            self.h2d(cx, req.dst, staged.as_ptr(), req.byte_count, req.stream, false)?;
+            return Ok(MemcpyHtoDShmRep {});
+        }
         if req.byte_count > 0 {
-            // The async copy from pageable memory has staged the bytes when it returns, so the
-            // client may reuse the segment after the reply.
+            // A synchronous copy is done when h2d returns; an async one from pageable memory has
+            // staged the bytes by then: either way the client may reuse the segment after the reply.
             self.h2d(
                 cx,
                 req.dst,
