@@ -96,6 +96,8 @@ pub struct GpuSession {
     shm: ShmSegment,
     /// The segment is page-locked with the driver (registered): copies from and to it are DMA.
     shm_pinned: std::sync::atomic::AtomicBool,
+    /// Registering the segment was tried (at its first copy, in a context).
+    shm_pin_tried: std::sync::atomic::AtomicBool,
     local: std::sync::atomic::AtomicBool,
     #[allow(dead_code)]
     notify: Notify,
@@ -128,6 +130,7 @@ impl GpuSession {
             limits: Mutex::new(Limits::default()),
             shm: ShmSegment::default(),
             shm_pinned: std::sync::atomic::AtomicBool::new(false),
+            shm_pin_tried: std::sync::atomic::AtomicBool::new(false),
             local: std::sync::atomic::AtomicBool::new(false),
             notify,
         })
@@ -470,6 +473,43 @@ impl GpuSession {
             }
         }
         Ok(())
+    }
+
+    /// Takes allocation `dptr` (not a module global) out of the ledger.
+    fn take_alloc(&self, dptr: u64) -> CuResult<Alloc> {
+        let mut st = self.st();
+        if !st.allocs.get(&dptr).is_some_and(|a| a.kind != Kind::Global) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        st.allocs.remove(&dptr).ok_or(CuError::INVALID_VALUE)
+    }
+
+    /// Page-locks the shared segment with the driver, once, at its first copy (a context is
+    /// needed): copies through it are then DMA, as from pinned memory. Failure leaves it
+    /// pageable.
+    fn pin_shm(&self, cx: &Cx) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.shm_pin_tried.swap(true, Relaxed) {
+            return;
+        }
+        let Some((base, size)) = self.shm.mapping() else {
+            return;
+        };
+        if self.bind(cx.ctx).is_err() {
+            return;
+        }
+        // SAFETY: the segment is mapped read-write for `size` bytes for the session's life; it
+        // is unregistered before it is unmapped (Drop). 1 = CU_MEMHOSTREGISTER_PORTABLE.
+        match unsafe { drv::cuMemHostRegister_v2(base as *mut std::ffi::c_void, size, 1) } {
+            Ok(()) => {
+                self.shm_pinned.store(true, Relaxed);
+                tracing::info!("session {}: shared segment page-locked", self.id);
+            }
+            Err(e) => tracing::info!(
+                "session {}: the shared segment stays pageable (registering it: {e:?})",
+                self.id
+            ),
+        }
     }
 
     /// Device→host copy into `out`, waiting for it.
@@ -956,20 +996,19 @@ impl Handler for GpuSession {
         if req.dptr == 0 {
             return Ok(MemFreeRep {});
         }
-        let ctx = {
-            let st = self.st();
-            let a = st
-                .allocs
-                .get(&req.dptr)
-                .filter(|a| a.kind != Kind::Global)
-                .ok_or(CuError::INVALID_VALUE)?;
-            a.ctx
-        };
-        self.bind(if ctx != 0 { ctx } else { cx.ctx })?;
-        // SAFETY: an allocation of this session.
-        unsafe { drv::cuMemFree_v2(req.dptr)? };
-        self.st().allocs.remove(&req.dptr);
-        Ok(MemFreeRep {})
+        // Out of the ledger before the driver frees it: once freed, the driver may hand the same
+        // address to another thread's allocation, whose ledger entry must not be removed here.
+        let a = self.take_alloc(req.dptr)?;
+        let r = self
+            .bind(if a.ctx != 0 { a.ctx } else { cx.ctx })
+            .and_then(|_| {
+                // SAFETY: an allocation of this session, no longer in its ledger.
+                unsafe { drv::cuMemFree_v2(req.dptr) }
+            });
+        if r.is_err() {
+            self.st().allocs.insert(req.dptr, a);
+        }
+        r.map(|_| MemFreeRep {})
     }
 
     fn mem_get_info(&self, cx: &Cx, _req: MemGetInfoReq) -> CuResult<MemGetInfoRep> {
@@ -1829,44 +1868,26 @@ impl Handler for GpuSession {
     fn mem_free_async(&self, cx: &Cx, req: MemFreeAsyncReq) -> CuResult<MemFreeAsyncRep> {
         self.bind(cx.ctx)?;
         let s = self.stream(cx, req.stream)?;
-        let known = self
-            .st()
-            .allocs
-            .get(&req.dptr)
-            .is_some_and(|a| a.kind != Kind::Global);
-        if !known {
-            return Err(CuError::INVALID_VALUE);
+        let a = self.take_alloc(req.dptr)?;
+        // SAFETY: an allocation of this session (no longer in its ledger), a stream of it.
+        let r = unsafe { drv::cuMemFreeAsync(req.dptr, s) };
+        if r.is_err() {
+            self.st().allocs.insert(req.dptr, a);
         }
-        // SAFETY: an allocation of this session, a stream of this session.
-        unsafe { drv::cuMemFreeAsync(req.dptr, s)? };
-        self.st().allocs.remove(&req.dptr);
-        Ok(MemFreeAsyncRep {})
+        r.map(|_| MemFreeAsyncRep {})
     }
 
-    fn shm_attach(&self, cx: &Cx, req: ShmAttachReq) -> CuResult<ShmAttachRep> {
+    fn shm_attach(&self, _cx: &Cx, req: ShmAttachReq) -> CuResult<ShmAttachRep> {
         if !self.local.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(CuError::NOT_SUPPORTED);
         }
         self.shm.attach(self.id, &req.name, req.size)?;
-        // Page-lock the segment so that copies through it are DMA, as from pinned memory.
-        if let (Ok(()), Some((base, size))) = (self.bind(cx.ctx), self.shm.mapping()) {
-            // SAFETY: the segment is mapped read-write for `size` bytes for the session's life;
-            // it is unregistered before it is unmapped (Drop). 1 = CU_MEMHOSTREGISTER_PORTABLE.
-            match unsafe { drv::cuMemHostRegister_v2(base as *mut std::ffi::c_void, size, 1) } {
-                Ok(()) => self
-                    .shm_pinned
-                    .store(true, std::sync::atomic::Ordering::Relaxed),
-                Err(e) => tracing::info!(
-                    "session {}: the shared segment stays pageable (registering it: {e:?})",
-                    self.id
-                ),
-            }
-        }
         Ok(ShmAttachRep {})
     }
 
     fn memcpy_hto_d_shm(&self, cx: &Cx, req: MemcpyHtoDShmReq) -> CuResult<MemcpyHtoDShmRep> {
         let src = self.shm.range(req.offset, req.byte_count)?;
+        self.pin_shm(cx);
         if req.byte_count > 0
             && req.is_async
             && self.shm_pinned.load(std::sync::atomic::Ordering::Relaxed)
@@ -1878,7 +1899,14 @@ impl Handler for GpuSession {
             let staged =
                 unsafe { std::slice::from_raw_parts(src as *const u8, req.byte_count as usize) }
                     .to_vec();
-            self.h2d(cx, req.dst, staged.as_ptr(), req.byte_count, req.stream, false)?;
+            self.h2d(
+                cx,
+                req.dst,
+                staged.as_ptr(),
+                req.byte_count,
+                req.stream,
+                false,
+            )?;
             return Ok(MemcpyHtoDShmRep {});
         }
         if req.byte_count > 0 {
@@ -1898,6 +1926,7 @@ impl Handler for GpuSession {
 
     fn memcpy_dto_h_shm(&self, cx: &Cx, req: MemcpyDtoHShmReq) -> CuResult<MemcpyDtoHShmRep> {
         let dst = self.shm.range(req.offset, req.byte_count)?;
+        self.pin_shm(cx);
         if req.byte_count > 0 {
             // SAFETY: ShmSegment::range checked that the range lies in the mapped segment.
             let out =
