@@ -98,6 +98,10 @@ pub struct GpuSession {
     shm_pinned: std::sync::atomic::AtomicBool,
     /// Registering the segment was tried (at its first copy, in a context).
     shm_pin_tried: std::sync::atomic::AtomicBool,
+    /// Device memory the driver took for registering the segment (not shown to the program).
+    shm_pin_overhead: std::sync::atomic::AtomicU64,
+    /// The session context the segment was registered in (its registration ends with it).
+    shm_pin_ctx: std::sync::atomic::AtomicU64,
     local: std::sync::atomic::AtomicBool,
     #[allow(dead_code)]
     notify: Notify,
@@ -131,6 +135,8 @@ impl GpuSession {
             shm: ShmSegment::default(),
             shm_pinned: std::sync::atomic::AtomicBool::new(false),
             shm_pin_tried: std::sync::atomic::AtomicBool::new(false),
+            shm_pin_overhead: std::sync::atomic::AtomicU64::new(0),
+            shm_pin_ctx: std::sync::atomic::AtomicU64::new(0),
             local: std::sync::atomic::AtomicBool::new(false),
             notify,
         })
@@ -282,6 +288,7 @@ impl GpuSession {
         for f in st.functions.values_mut() {
             f.per_ctx.remove(&handle);
         }
+        self.unpin_shm_in(handle, c.real);
         // SAFETY: the session's own context; the driver frees its memory, streams and events.
         if let Err(e) = unsafe { drv::cuCtxDestroy_v2(c.real) } {
             tracing::warn!("session {}: destroying a context failed: {e}", self.id);
@@ -498,10 +505,22 @@ impl GpuSession {
         if self.bind(cx.ctx).is_err() {
             return;
         }
+        let free_now = || {
+            let (mut free, mut total) = (0usize, 0usize);
+            // SAFETY: valid out-pointers, a bound context.
+            unsafe { drv::cuMemGetInfo_v2(&mut free, &mut total) }.map(|_| free as u64)
+        };
+        let before = free_now();
         // SAFETY: the segment is mapped read-write for `size` bytes for the session's life; it
         // is unregistered before it is unmapped (Drop). 1 = CU_MEMHOSTREGISTER_PORTABLE.
         match unsafe { drv::cuMemHostRegister_v2(base as *mut std::ffi::c_void, size, 1) } {
             Ok(()) => {
+                if let (Ok(b), Ok(a)) = (before, free_now()) {
+                    // Bounded: another session's allocation in between must not count.
+                    let taken = b.saturating_sub(a).min(16 << 20);
+                    self.shm_pin_overhead.store(taken, Relaxed);
+                }
+                self.shm_pin_ctx.store(cx.ctx, Relaxed);
                 self.shm_pinned.store(true, Relaxed);
                 tracing::info!("session {}: shared segment page-locked", self.id);
             }
@@ -510,6 +529,27 @@ impl GpuSession {
                 self.id
             ),
         }
+    }
+
+    /// Before context `handle` (driver context `real`) is destroyed: if the shared segment was
+    /// registered in it, unregisters it there; the next copy registers it again in a live one.
+    fn unpin_shm_in(&self, handle: u64, real: H) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.shm_pin_ctx.load(Relaxed) != handle || !self.shm_pinned.load(Relaxed) {
+            return;
+        }
+        if let Some((base, _)) = self.shm.mapping() {
+            // SAFETY: the context is still alive; the range is the one registered in it.
+            unsafe {
+                if drv::cuCtxSetCurrent(real).is_ok() {
+                    let _ = drv::cuMemHostUnregister(base as *mut std::ffi::c_void);
+                }
+            }
+        }
+        self.shm_pinned.store(false, Relaxed);
+        self.shm_pin_overhead.store(0, Relaxed);
+        self.shm_pin_ctx.store(0, Relaxed);
+        self.shm_pin_tried.store(false, Relaxed);
     }
 
     /// Device→host copy into `out`, waiting for it.
@@ -557,16 +597,7 @@ impl GpuSession {
 
 impl Drop for GpuSession {
     fn drop(&mut self) {
-        if self.shm_pinned.load(std::sync::atomic::Ordering::Relaxed) {
-            // Unregister before the segment is unmapped, in any context of the session.
-            let any = self.st().contexts.keys().next().copied();
-            if let (Some(ctx), Some((base, _))) = (any, self.shm.mapping()) {
-                if self.bind(ctx).is_ok() {
-                    // SAFETY: the range this session registered.
-                    let _ = unsafe { drv::cuMemHostUnregister(base as *mut std::ffi::c_void) };
-                }
-            }
-        }
+        // Tearing the contexts down also unregisters the shared segment (before it is unmapped).
         let mut st = self.st();
         let handles: Vec<u64> = st.contexts.keys().copied().collect();
         for h in handles {
@@ -1017,6 +1048,9 @@ impl Handler for GpuSession {
         // SAFETY: valid out-pointers.
         unsafe { drv::cuMemGetInfo_v2(&mut free, &mut total)? };
         let (mut free, mut total) = (free as u64, total as u64);
+        // The driver's bookkeeping for rgpu's own page-locked segment is not the program's.
+        let overhead = self.shm_pin_overhead.load(std::sync::atomic::Ordering::Relaxed);
+        free = (free + overhead).min(total);
         if let Some(q) = *lock(&self.quota) {
             let held = self.held_bytes(&self.st());
             total = total.min(q);
