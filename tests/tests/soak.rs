@@ -5,7 +5,8 @@
 //!
 //! CI runs a short form (8 clients, 4 s). The full soak (docs/reliability.md):
 //! `RGPU_SOAK_CLIENTS=32 RGPU_SOAK_SECONDS=60 cargo test -p rgpu-tests --release --test soak -- --nocapture`
-//! (`RGPU_SOAK_ISOLATION=process` runs each session in its own worker process).
+//! (`RGPU_SOAK_ISOLATION=process` runs each session in its own worker process). Every other client
+//! uses QUIC, the rest the server's local socket.
 
 mod common;
 
@@ -50,11 +51,12 @@ fn many_clients_copy_and_launch_without_errors_or_leaks() {
     let exe = common::c_program("soak");
     let run = |n: usize, secs: u64| -> Vec<std::process::Child> {
         (0..n)
-            .map(|_| {
+            .map(|i| {
                 let mut cmd = Command::new(&exe);
                 cmd.arg(&module).arg(secs.to_string());
                 cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
                 common::shim_env(&mut cmd, &conn);
+                cmd.env("RGPU_TRANSPORT", if i % 2 == 0 { "quic" } else { "local" });
                 cmd.spawn().unwrap()
             })
             .collect()

@@ -1049,7 +1049,9 @@ impl Handler for GpuSession {
         unsafe { drv::cuMemGetInfo_v2(&mut free, &mut total)? };
         let (mut free, mut total) = (free as u64, total as u64);
         // The driver's bookkeeping for rgpu's own page-locked segment is not the program's.
-        let overhead = self.shm_pin_overhead.load(std::sync::atomic::Ordering::Relaxed);
+        let overhead = self
+            .shm_pin_overhead
+            .load(std::sync::atomic::Ordering::Relaxed);
         free = (free + overhead).min(total);
         if let Some(q) = *lock(&self.quota) {
             let held = self.held_bytes(&self.st());
