@@ -1370,6 +1370,9 @@ fn hello(cfg: &ClientConfig, resume: Option<wire::Resume>) -> Hello {
         visible_devices: std::env::var("RGPU_VISIBLE_DEVICES").ok(),
         compress: cfg.compress,
         resume,
+        allocation: std::env::var("RGPU_ALLOCATION")
+            .ok()
+            .filter(|a| !a.is_empty()),
     }
 }
 

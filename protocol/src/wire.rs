@@ -238,6 +238,9 @@ pub struct Hello {
     pub compress: bool,
     /// Set when this connection takes up an existing session after its connection was lost.
     pub resume: Option<Resume>,
+    /// The pool allocation the session belongs to (`rgpu run --registry`); a pool server accepts
+    /// sessions only for allocations that exist.
+    pub allocation: Option<String>,
 }
 
 /// A reconnecting client's claim on its session.

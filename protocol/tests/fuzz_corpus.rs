@@ -140,6 +140,7 @@ fn seed_handshakes() -> Vec<Vec<u8>> {
             waiting: vec![5, 9],
             lane: false,
         }),
+        allocation: Some("00ab".into()),
     };
     let welcome = HandshakeReply::Welcome(Welcome {
         session: 7,

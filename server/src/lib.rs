@@ -6,6 +6,7 @@
 pub mod device;
 pub mod exec;
 pub mod placement;
+pub mod pool;
 pub(crate) mod resume;
 pub mod server;
 pub mod session;

@@ -103,6 +103,19 @@ enum Cmd {
         /// On SIGTERM/Ctrl-C, seconds open sessions get to finish before they are closed.
         #[arg(long, default_value_t = 10.0)]
         shutdown_grace: f64,
+        /// Join a pool: register this server and its devices in etcd
+        /// (etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]) and serve pool allocations only.
+        #[arg(long, env = "RGPU_REGISTRY")]
+        registry: Option<rgpu_server::pool::RegistryUrl>,
+        /// host:port clients of the pool reach this server at (default: --listen).
+        #[arg(long)]
+        advertise: Option<String>,
+        /// This server's id in the pool (default: HOSTNAME-PORT).
+        #[arg(long)]
+        server_id: Option<String>,
+        /// Seconds the registration outlives this server (its lease's time to live).
+        #[arg(long, default_value_t = 5)]
+        registry_ttl: i64,
         #[command(flatten)]
         dev: DeviceArgs,
     },
@@ -114,9 +127,28 @@ enum Cmd {
         connection_file: Option<PathBuf>,
         #[command(flatten)]
         dev: DeviceArgs,
+        #[command(flatten)]
+        alloc: AllocArgs,
         /// The program and its arguments.
         #[arg(trailing_var_arg = true, required = true, num_args = 1..)]
         program: Vec<String>,
+    },
+    /// Show a pool: servers, devices, memory, load and allocations.
+    Status {
+        /// The pool's registry.
+        #[arg(long, env = "RGPU_REGISTRY")]
+        registry: rgpu_server::pool::RegistryUrl,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End an allocation of a pool (its servers end its sessions).
+    Release {
+        /// The pool's registry.
+        #[arg(long, env = "RGPU_REGISTRY")]
+        registry: rgpu_server::pool::RegistryUrl,
+        /// The allocation id (from `rgpu status`).
+        allocation: String,
     },
     /// Runs one client session for `rgpu server` (started by the server, not by hand).
     #[command(hide = true)]
@@ -130,6 +162,36 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Allocating devices from a pool (`rgpu run --registry`).
+#[derive(clap::Args)]
+struct AllocArgs {
+    /// Allocate the devices from this pool (etcd://HOST:PORT) instead of using a connection file.
+    #[arg(long, env = "RGPU_REGISTRY", conflicts_with = "connection_file")]
+    registry: Option<rgpu_server::pool::RegistryUrl>,
+    /// Number of devices (all from one server; the program sees them as devices 0..N-1).
+    #[arg(long, default_value_t = 1)]
+    gpus: usize,
+    /// Least memory of each device, e.g. 16G.
+    #[arg(long, value_parser = parse_size)]
+    min_memory: Option<u64>,
+    /// Least compute capability, e.g. 8.0.
+    #[arg(long)]
+    min_cc: Option<String>,
+    /// Prefer the devices with the most free memory (default: the best fit, keeping large
+    /// devices free).
+    #[arg(long)]
+    spread: bool,
+    /// Device memory the program may hold on each server, e.g. 8G (enforced by the server).
+    #[arg(long, value_parser = parse_size)]
+    memory_quota: Option<u64>,
+    /// Seconds to wait for devices to become free (default: fail at once).
+    #[arg(long, default_value_t = 0.0)]
+    wait: f64,
+    /// Seconds the allocation outlives this process if it dies without releasing it.
+    #[arg(long, default_value_t = 5)]
+    lease_ttl: i64,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -207,6 +269,10 @@ fn run(cli: Cli) -> Result<i32> {
             local_socket,
             no_local_socket,
             resume_window,
+            registry,
+            advertise,
+            server_id,
+            registry_ttl,
             idle_timeout,
             max_sessions,
             session_memory,
@@ -223,6 +289,17 @@ fn run(cli: Cli) -> Result<i32> {
             cfg.listen = listen;
             cfg.connection_file = connection_file;
             cfg.resume_window = Duration::from_secs_f64(resume_window.clamp(0.0, 86400.0));
+            if let Some(registry) = registry {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "server".into());
+                cfg.pool = Some(server::PoolConfig {
+                    registry,
+                    id: server_id.unwrap_or_else(|| format!("{host}-{}", listen.port())),
+                    advertise,
+                    ttl: registry_ttl.clamp(2, 3600),
+                });
+            }
             if no_local_socket {
                 cfg.local_socket = None;
             } else if let Some(p) = local_socket {
@@ -259,8 +336,21 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Run {
             connection_file,
             dev,
+            alloc,
             program,
-        } => run_program(connection_file, &dev, &program),
+        } => match alloc.registry.clone() {
+            Some(registry) => run_in_pool(registry, &alloc, &program),
+            None => run_program(connection_file, &dev, &program),
+        },
+        Cmd::Status { registry, json } => pool_status(registry, json),
+        Cmd::Release {
+            registry,
+            allocation,
+        } => {
+            runtime()?.block_on(rgpu_server::pool::release(&registry, &allocation))?;
+            eprintln!("released allocation {allocation}");
+            Ok(0)
+        }
         Cmd::Worker => Ok(rgpu_server::worker::worker_main()),
         Cmd::Devices {
             connection_file,
@@ -317,6 +407,17 @@ fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> R
             (srv.connection_path.clone(), Some(srv))
         }
     };
+    launch(&libdir, &conn_path, &[], program)
+}
+
+/// Runs `program` with the shim from `libdir`, the server of `conn_path`, and `env`; returns its
+/// exit status (128+signal when killed).
+fn launch(
+    libdir: &Path,
+    conn_path: &Path,
+    env: &[(&str, String)],
+    program: &[String],
+) -> Result<i32> {
     let prepend = |var: &str, first: &Path| {
         let mut v = first.as_os_str().to_owned();
         if let Some(old) = std::env::var_os(var).filter(|o| !o.is_empty()) {
@@ -327,8 +428,9 @@ fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> R
     };
     let status = std::process::Command::new(&program[0])
         .args(&program[1..])
-        .env("RGPU_CONNECTION_FILE", &conn_path)
-        .env("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", &libdir))
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .env("RGPU_CONNECTION_FILE", conn_path)
+        .env("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", libdir))
         .env(
             "LD_PRELOAD",
             prepend("LD_PRELOAD", &libdir.join("libcuda.so.1")),
@@ -339,6 +441,201 @@ fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> R
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// `rgpu run --registry`: allocates devices from the pool, runs the program on them (it sees
+/// them as devices 0..N-1), and ends the allocation when the program exits.
+fn run_in_pool(
+    registry: rgpu_server::pool::RegistryUrl,
+    a: &AllocArgs,
+    program: &[String],
+) -> Result<i32> {
+    use rgpu_server::pool;
+    if a.gpus == 0 {
+        bail!("--gpus must be at least 1");
+    }
+    let min_cc = match &a.min_cc {
+        None => (0, 0),
+        Some(s) => {
+            let (x, y) = s.split_once('.').unwrap_or((s, "0"));
+            (
+                x.parse()
+                    .with_context(|| format!("--min-cc {s}: use X.Y"))?,
+                y.parse()
+                    .with_context(|| format!("--min-cc {s}: use X.Y"))?,
+            )
+        }
+    };
+    let req = pool::Request {
+        gpus: a.gpus,
+        min_memory: a.min_memory.unwrap_or(0),
+        min_cc,
+        spread: a.spread,
+        memory_quota: a.memory_quota,
+    };
+    let who = (
+        std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            // SAFETY: getuid has no preconditions.
+            .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() })),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        std::process::id(),
+    );
+    let rt = runtime()?;
+    let wait = Duration::from_secs_f64(a.wait.clamp(0.0, 86400.0));
+    let alloc = rt.block_on(pool::allocate(
+        &registry,
+        &req,
+        wait,
+        a.lease_ttl.clamp(2, 3600),
+        who,
+    ))?;
+    eprintln!(
+        "rgpu: allocation {} on server {} ({}): device(s) {}",
+        alloc.record.id,
+        alloc.server.id,
+        alloc.server.advertise,
+        alloc
+            .record
+            .devices
+            .iter()
+            .map(|(_, i)| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let result = (|| {
+        let shim = shim_path()?;
+        let tmp = tempfile::Builder::new().prefix("rgpu-run-").tempdir()?;
+        let libdir = tmp.path().join("lib");
+        std::fs::create_dir_all(&libdir)?;
+        for name in ["libcuda.so.1", "libcuda.so"] {
+            std::os::unix::fs::symlink(&shim, libdir.join(name))?;
+        }
+        let cf = ConnectionFile {
+            address: alloc.server.advertise.clone(),
+            server_name: alloc.server.server_name.clone(),
+            fingerprint: alloc.server.fingerprint.clone(),
+            token: alloc.token.clone(),
+            insecure: alloc.server.fingerprint.is_empty(),
+            local_socket: None,
+            host: String::new(),
+        };
+        let conn_path = tmp.path().join("connection.json");
+        cf.write(&conn_path)?;
+        let visible = alloc
+            .record
+            .devices
+            .iter()
+            .map(|(_, i)| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        launch(
+            &libdir,
+            &conn_path,
+            &[
+                ("RGPU_VISIBLE_DEVICES", visible),
+                ("RGPU_ALLOCATION", alloc.record.id.clone()),
+            ],
+            program,
+        )
+    })();
+    rt.block_on(alloc.release());
+    result
+}
+
+/// `rgpu status --registry`: the pool like nvidia-smi shows one machine.
+fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i32> {
+    use rgpu_server::pool;
+    let snap = runtime()?.block_on(async {
+        let mut c = pool::connect(&registry).await?;
+        pool::snapshot(&mut c).await
+    })?;
+    // Allocations whose server is gone are lost.
+    let lost: Vec<&String> = snap
+        .allocations
+        .values()
+        .filter(|a| a.devices.iter().any(|(s, _)| !snap.servers.contains_key(s)))
+        .map(|a| &a.id)
+        .collect();
+    if json {
+        let v = serde_json::json!({
+            "revision": snap.revision,
+            "servers": snap.servers.values().collect::<Vec<_>>(),
+            "devices": snap.devices.values().map(|d| {
+                let mut v = serde_json::to_value(d).unwrap_or_default();
+                v["allocation"] = serde_json::json!(snap.held.get(&(d.server.clone(), d.index)));
+                v
+            }).collect::<Vec<_>>(),
+            "allocations": snap.allocations.values().map(|a| {
+                let mut v = serde_json::to_value(a).unwrap_or_default();
+                v["lost"] = serde_json::json!(lost.contains(&&a.id));
+                v
+            }).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("SERVERS");
+    println!("{:<24} {:<24} {:<16} SINCE", "ID", "ADDRESS", "HOST");
+    for s in snap.servers.values() {
+        println!(
+            "{:<24} {:<24} {:<16} {}",
+            s.id, s.advertise, s.host, s.since
+        );
+    }
+    println!("\nDEVICES");
+    println!(
+        "{:<24} {:>3} {:<24} {:>18} {:>4} {:>8} {:<9} ALLOCATION",
+        "SERVER", "IDX", "NAME", "MEMORY USED/TOTAL", "CC", "SESSIONS", "MODE"
+    );
+    for d in snap.devices.values() {
+        let used = d.free.map_or("?".to_string(), |f| {
+            format!("{}", d.memory.saturating_sub(f) >> 20)
+        });
+        println!(
+            "{:<24} {:>3} {:<24} {:>8}/{:>5} MiB {:>4} {:>8} {:<9} {}",
+            d.server,
+            d.index,
+            d.name,
+            used,
+            d.memory >> 20,
+            d.cc,
+            d.sessions,
+            d.mode,
+            snap.held
+                .get(&(d.server.clone(), d.index))
+                .map_or("-", |s| s.as_str())
+        );
+    }
+    println!("\nALLOCATIONS");
+    println!(
+        "{:<18} {:<12} {:<16} {:>8} {:<12} {:<24} STATE",
+        "ID", "USER", "HOST", "PID", "QUOTA", "DEVICES"
+    );
+    for a in snap.allocations.values() {
+        println!(
+            "{:<18} {:<12} {:<16} {:>8} {:<12} {:<24} {}",
+            a.id,
+            a.user,
+            a.host,
+            a.pid,
+            a.memory_quota
+                .map_or("-".to_string(), |q| format!("{} MiB", q >> 20)),
+            a.devices
+                .iter()
+                .map(|(s, i)| format!("{s}:{i}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            if lost.contains(&&a.id) {
+                "LOST (server gone)"
+            } else {
+                "active"
+            }
+        );
+    }
+    Ok(0)
 }
 
 fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {

@@ -76,8 +76,23 @@ pub struct ServerConfig {
     /// How long a session whose QUIC connection was lost waits for its client to come back
     /// (zero: it ends with its connection).
     pub resume_window: Duration,
+    /// The pool this server belongs to: it registers there and serves pool allocations only.
+    pub pool: Option<PoolConfig>,
     /// Seed of the CPU devices' identities (set by `start` from the server's certificate).
     pub(crate) seed: String,
+}
+
+/// Membership of a pool on etcd.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The registry.
+    pub registry: crate::pool::RegistryUrl,
+    /// This server's id in the pool.
+    pub id: String,
+    /// `host:port` clients reach this server at (default: the listen address).
+    pub advertise: Option<String>,
+    /// Seconds the server's registration outlives it.
+    pub ttl: i64,
 }
 
 /// Which devices are exclusive (one session at a time).
@@ -153,6 +168,7 @@ impl ServerConfig {
             listen: "127.0.0.1:7600".parse().expect("literal"),
             local_socket: Some(state_dir.join("rgpu.sock")),
             resume_window: Duration::from_secs(30),
+            pool: None,
             state_dir,
             connection_file: None,
             insecure: false,
@@ -221,11 +237,29 @@ struct Live {
     local: std::sync::Mutex<HashMap<u64, Arc<OwnedFd>>>,
     /// QUIC sessions that a client may take up again after losing its connection.
     resumable: crate::resume::Registry,
+    /// Pool sessions: session → (allocation, how to end the session).
+    fenced: std::sync::Mutex<HashMap<u64, (String, Ender)>>,
+    /// The pool registry client, once connected.
+    pool_client: tokio::sync::Mutex<Option<etcd_client::Client>>,
     /// Set at shutdown: sessions waiting for their client stop waiting.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Background tasks (pool registration, fencing), stopped at shutdown.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Live {
+    /// Stops the background tasks (the pool registration lapses with its lease).
+    fn stop_tasks(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
     /// Ends every session on the local socket (its client sees the connection close).
     fn end_local_sessions(&self) {
         for fd in self
@@ -239,6 +273,155 @@ impl Live {
     }
 }
 
+/// Ends a session from outside (its connection is closed).
+type Ender = Arc<dyn Fn() + Send + Sync>;
+
+/// Keeps a pool session in the fencing table while it lives.
+struct Fenced(Arc<Live>, u64);
+
+impl Drop for Fenced {
+    fn drop(&mut self) {
+        self.0
+            .fenced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
+}
+
+impl Live {
+    /// A connected registry client (made on first use; `None` when unreachable).
+    async fn pool_client(&self, cfg: &PoolConfig) -> Option<etcd_client::Client> {
+        let mut g = self.pool_client.lock().await;
+        if g.is_none() {
+            *g = crate::pool::connect(&cfg.registry).await.ok();
+        }
+        g.clone()
+    }
+}
+
+/// Every second: ends the sessions whose allocation has gone from the registry (released, or
+/// its client's lease expired). When the registry cannot be asked, sessions go on.
+async fn fence(live: Arc<Live>, cfg: PoolConfig) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sessions: Vec<(u64, String, Ender)> = live
+            .fenced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(sid, (a, e))| (*sid, a.clone(), e.clone()))
+            .collect();
+        if sessions.is_empty() {
+            continue;
+        }
+        let Some(mut c) = live.pool_client(&cfg).await else {
+            continue;
+        };
+        for (sid, alloc, end) in sessions {
+            match crate::pool::allocation_exists(&mut c, &alloc).await {
+                Some(false) => {
+                    tracing::warn!(
+                        "session {sid}: allocation {alloc} is gone from the pool; ending the session"
+                    );
+                    end();
+                    live.fenced
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&sid);
+                }
+                Some(true) => {}
+                None => {
+                    // Reconnect next time.
+                    *live.pool_client.lock().await = None;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The pool's view of this server's devices now.
+fn device_records(
+    devices: &Devices,
+    cfg: &ServerConfig,
+    live: &Live,
+    id: &str,
+) -> Vec<crate::pool::DeviceRecord> {
+    let uuids = devices.uuids();
+    let mut out = Vec::new();
+    let mut add = |index: usize,
+                   name: String,
+                   kind: &str,
+                   memory: u64,
+                   free: Option<u64>,
+                   cc: String,
+                   driver_version: i32| {
+        out.push(crate::pool::DeviceRecord {
+            server: id.to_string(),
+            index: index as u32,
+            name,
+            kind: kind.into(),
+            memory,
+            free,
+            cc,
+            mode: if cfg.exclusive.contains(index) {
+                "exclusive"
+            } else {
+                "shared"
+            }
+            .into(),
+            driver_version,
+            sessions: live.placement.users(index),
+            uuid: crate::placement::uuid_string(uuids.get(index).unwrap_or(&[0; 16])),
+        });
+    };
+    let gpu_driver = gpu::loaded();
+    let gpus: &[i32] = match devices {
+        Devices::Gpu(o) => o,
+        Devices::Mixed { gpus, .. } => gpus,
+        Devices::Cpu(_) => &[],
+    };
+    for (i, &ord) in gpus.iter().enumerate() {
+        if let Some(g) = gpu_driver.and_then(|d| d.gpus.iter().find(|g| g.ordinal == ord)) {
+            let attr = |a: usize| g.attributes.get(a).copied().unwrap_or(0);
+            add(
+                i,
+                g.name.clone(),
+                "gpu",
+                g.total_mem,
+                None,
+                format!("{}.{}", attr(75), attr(76)),
+                gpu_driver.map_or(0, |d| d.version),
+            );
+        }
+    }
+    let cpus = match devices {
+        Devices::Cpu(c) => Some(c),
+        Devices::Mixed { cpus, .. } => Some(cpus),
+        Devices::Gpu(_) => None,
+    };
+    if let Some(cpus) = cpus {
+        for (k, d) in cpus.iter().enumerate() {
+            let cc = format!(
+                "{}.{}",
+                d.attribute(75).unwrap_or(7),
+                d.attribute(76).unwrap_or(5)
+            );
+            add(
+                gpus.len() + k,
+                d.name(),
+                "cpu",
+                d.total_mem(),
+                Some(d.total_mem().saturating_sub(d.used_mem())),
+                cc,
+                crate::session::DRIVER_VERSION,
+            );
+        }
+    }
+    out
+}
+
 /// Shuts a socket both ways (every process holding it sees the end).
 fn shut(fd: &OwnedFd) {
     // SAFETY: shutdown on a descriptor we own; it does not close it.
@@ -247,6 +430,9 @@ fn shut(fd: &OwnedFd) {
 
 /// QUIC application close code: the server is shutting down.
 pub const CLOSE_SHUTDOWN: u32 = 3;
+
+/// QUIC application close code: the session's pool allocation was released or expired.
+pub const CLOSE_RELEASED: u32 = 7;
 
 impl Server {
     /// Number of client sessions open now.
@@ -279,6 +465,7 @@ impl Server {
             );
         }
         let _ = self.live.closing.send(true);
+        self.live.stop_tasks();
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"server shutting down");
         self.live.end_local_sessions();
@@ -290,6 +477,7 @@ impl Server {
     pub fn close(&self) {
         self.live.draining.store(true, Ordering::SeqCst);
         let _ = self.live.closing.send(true);
+        self.live.stop_tasks();
         self.endpoint.close(1u32.into(), b"server shutting down");
         self.live.end_local_sessions();
         self.remove_socket();
@@ -528,6 +716,38 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
             });
         }
     });
+    if let Some(pc) = cfg.pool.clone() {
+        let reg = crate::pool::Registration {
+            server: crate::pool::ServerRecord {
+                id: pc.id.clone(),
+                advertise: pc.advertise.clone().unwrap_or_else(|| addr.to_string()),
+                server_name: transport::SERVER_NAME.into(),
+                fingerprint: connection.fingerprint.clone(),
+                host: this_host(),
+                version: rgpu_protocol::VERSION.into(),
+                since: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            },
+            token: connection.token.clone(),
+            ttl: pc.ttl,
+        };
+        let (devs, c2, lv) = (devices.clone(), cfg.clone(), live.clone());
+        let id = pc.id.clone();
+        live.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tokio::spawn(crate::pool::keep_registered(
+                pc.registry.clone(),
+                reg,
+                move || device_records(&devs, &c2, &lv, &id),
+            )));
+        live.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tokio::spawn(fence(live.clone(), pc)));
+    }
     if let Some(listener) = listener {
         let (devs, cfg, lv) = (devices.clone(), cfg.clone(), live.clone());
         tokio::spawn(async move {
@@ -911,6 +1131,30 @@ async fn serve_link(
             return Err(why);
         }
     };
+    // A pool server serves allocations only (fencing).
+    let mut pool_quota = None;
+    if let Some(pc) = &cfg.pool {
+        let checked = match (&hello.allocation, live.pool_client(pc).await) {
+            (None, _) => Err(
+                "this server belongs to a pool: allocate its devices with `rgpu run --registry …`"
+                    .to_string(),
+            ),
+            (Some(_), None) => {
+                Err("the pool registry is unreachable; new sessions cannot be checked".to_string())
+            }
+            (Some(a), Some(mut c)) => {
+                crate::pool::check_allocation(&mut c, a, &pc.id, &visible).await
+            }
+        };
+        match checked {
+            Ok(rec) => pool_quota = rec.memory_quota,
+            Err(why) => {
+                let why = refuse(&mut link, why).await;
+                tracing::warn!("refused {remote}: {why}");
+                return Err(why);
+            }
+        }
+    }
     let claim = live
         .placement
         .claim(
@@ -930,7 +1174,10 @@ async fn serve_link(
     };
     let spec = SessionSpec {
         id: sid,
-        quota: cfg.session_memory,
+        quota: match (cfg.session_memory, pool_quota) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
         local,
         max_frame: cfg.max_frame,
         devices: visible,
@@ -992,6 +1239,30 @@ async fn serve_link(
             closing: live.closing.subscribe(),
         },
         lanes: Some(lanes_rx),
+    };
+    let _fenced = match (&cfg.pool, &hello.allocation) {
+        (Some(_), Some(alloc)) => {
+            let end: Ender = match (&link, &unix_fd) {
+                (Link::Quic { conn, .. }, _) => {
+                    let (conn, gone) = (conn.clone(), gone.clone());
+                    Arc::new(move || {
+                        conn.close(CLOSE_RELEASED.into(), b"allocation released");
+                        gone.notify_one();
+                    })
+                }
+                (_, Some(fd)) => {
+                    let fd = fd.clone();
+                    Arc::new(move || shut(&fd))
+                }
+                _ => Arc::new(|| {}),
+            };
+            live.fenced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(sid, (alloc.clone(), end));
+            Some(Fenced(live.clone(), sid))
+        }
+        _ => None,
     };
     if cfg.isolation_for(&devices) == Isolation::Process {
         let Some(exe) = cfg.worker_exe.clone() else {

@@ -199,7 +199,54 @@ fn cuda_home(venv: &Path) -> Option<PathBuf> {
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
+    // The etcd client's build compiles protobuf files: use the protoc that ships in a crate
+    // unless one is configured.
+    if std::env::var_os("PROTOC").is_none() {
+        if let Ok(p) = protoc_bin_vendored::protoc_bin_path() {
+            c.env("PROTOC", p);
+        }
+    }
     c
+}
+
+/// The pool tests start a real etcd: install Debian's `etcd-server` when it is missing and we
+/// may (root with apt-get); otherwise say what to do.
+fn ensure_etcd() -> Result<()> {
+    let found = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).exists()))
+    };
+    if std::env::var_os("RGPU_ETCD").is_some() || found("etcd") {
+        return Ok(());
+    }
+    // Our user id, from /proc.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !(root && found("apt-get")) {
+        bail!("the pool tests need etcd: install Debian's etcd-server (or set RGPU_ETCD to an etcd binary)");
+    }
+    eprintln!("+ apt-get install etcd-server (for the pool tests)");
+    let quiet = |c: &mut Command| {
+        c.env("DEBIAN_FRONTEND", "noninteractive");
+    };
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    quiet(&mut update);
+    run(&mut update)?;
+    let mut install = Command::new("apt-get");
+    install.args([
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "etcd-server",
+    ]);
+    quiet(&mut install);
+    run(&mut install)
 }
 
 fn demo() -> Result<()> {
@@ -243,6 +290,7 @@ fn demo() -> Result<()> {
 
 fn test() -> Result<()> {
     let home = setup_cuda()?;
+    ensure_etcd()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     codegen(true)?;
     run(cargo().args(["build", "--workspace", "--all-targets"]))?;

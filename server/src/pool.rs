@@ -1,0 +1,674 @@
+//! A pool of servers on etcd. Servers register themselves and their devices under a lease they
+//! keep alive (the keys vanish when a server dies); clients allocate devices with one etcd
+//! transaction under a lease of their own (the allocation ends when the client exits or its
+//! lease expires); servers accept sessions only for allocations that exist, and end sessions
+//! whose allocation has gone (fencing).
+//!
+//! Keys, under `/rgpu/`:
+//! * `servers/<id>`: [`ServerRecord`] (server lease)
+//! * `secrets/<id>`: the server's access token (server lease; protect with etcd auth)
+//! * `devices/<id>/<index>`: [`DeviceRecord`], refreshed every few seconds (server lease)
+//! * `alloc/dev/<id>/<index>`: the allocation holding the device (client lease)
+//! * `alloc/id/<allocation>`: [`AllocRecord`] (client lease)
+
+use anyhow::{anyhow, bail, Context, Result};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Root of every key.
+pub const PREFIX: &str = "/rgpu/";
+
+/// A server as registered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerRecord {
+    /// Server id (unique in the pool).
+    pub id: String,
+    /// `host:port` clients reach its QUIC endpoint at.
+    pub advertise: String,
+    /// TLS server name.
+    pub server_name: String,
+    /// `sha256:<hex>` of its certificate (clients pin it).
+    pub fingerprint: String,
+    /// Host name.
+    pub host: String,
+    /// rgpu version.
+    pub version: String,
+    /// Unix time it registered.
+    pub since: u64,
+}
+
+/// A device as registered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceRecord {
+    /// Its server.
+    pub server: String,
+    /// Index in the server's list.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// `cpu` or `gpu`.
+    pub kind: String,
+    /// Memory in bytes.
+    pub memory: u64,
+    /// Free memory in bytes, where the server knows it.
+    pub free: Option<u64>,
+    /// Compute capability, e.g. `7.5`.
+    pub cc: String,
+    /// `shared` or `exclusive` (server policy).
+    pub mode: String,
+    /// Driver version the server reports.
+    pub driver_version: i32,
+    /// Sessions using it now.
+    pub sessions: u32,
+    /// UUID (`GPU-…`).
+    pub uuid: String,
+}
+
+/// An allocation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AllocRecord {
+    /// Allocation id.
+    pub id: String,
+    /// Who: user name.
+    pub user: String,
+    /// Who: host name.
+    pub host: String,
+    /// Who: process id of `rgpu run`.
+    pub pid: u32,
+    /// Unix time it was made.
+    pub since: u64,
+    /// The devices: (server id, index), in the order the program sees them.
+    pub devices: Vec<(String, u32)>,
+    /// Device memory each session may hold (bytes), if limited.
+    pub memory_quota: Option<u64>,
+}
+
+/// An etcd endpoint list and credentials, from `etcd://[user:password@]host:port[,host:port…]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryUrl {
+    /// `http://host:port` for each endpoint.
+    pub endpoints: Vec<String>,
+    /// etcd user and password (etcd auth).
+    pub user: Option<(String, String)>,
+}
+
+impl std::str::FromStr for RegistryUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let rest = s.strip_prefix("etcd://").ok_or_else(|| {
+            format!("`{s}`: a registry is etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]")
+        })?;
+        let (user, hosts) = match rest.rsplit_once('@') {
+            Some((cred, hosts)) => {
+                let (u, p) = cred
+                    .split_once(':')
+                    .ok_or_else(|| format!("`{s}`: credentials are USER:PASSWORD"))?;
+                (Some((u.to_string(), p.to_string())), hosts)
+            }
+            None => (None, rest),
+        };
+        let endpoints: Vec<String> = hosts
+            .trim_end_matches('/')
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("http://{h}"))
+            .collect();
+        if endpoints.is_empty() || hosts.split(',').any(|h| !h.contains(':')) {
+            return Err(format!("`{s}`: every endpoint is HOST:PORT"));
+        }
+        Ok(RegistryUrl { endpoints, user })
+    }
+}
+
+/// Connects to the registry (bounded in time).
+pub async fn connect(url: &RegistryUrl) -> Result<Client> {
+    let mut opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(Duration::from_secs(5));
+    if let Some((u, p)) = &url.user {
+        opts = opts.with_user(u.clone(), p.clone());
+    }
+    tokio::time::timeout(
+        Duration::from_secs(6),
+        Client::connect(url.endpoints.clone(), Some(opts)),
+    )
+    .await
+    .map_err(|_| {
+        anyhow!(
+            "the registry at {} does not answer",
+            url.endpoints.join(",")
+        )
+    })?
+    .with_context(|| format!("cannot reach the registry at {}", url.endpoints.join(",")))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn dev_key(server: &str, index: u32) -> String {
+    format!("{PREFIX}devices/{server}/{index:04}")
+}
+
+fn alloc_dev_key(server: &str, index: u32) -> String {
+    format!("{PREFIX}alloc/dev/{server}/{index:04}")
+}
+
+fn alloc_key(id: &str) -> String {
+    format!("{PREFIX}alloc/id/{id}")
+}
+
+/// One consistent view of the pool.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Snapshot {
+    /// etcd revision it was read at.
+    pub revision: i64,
+    /// Servers by id.
+    pub servers: BTreeMap<String, ServerRecord>,
+    /// Devices by (server, index).
+    pub devices: BTreeMap<(String, u32), DeviceRecord>,
+    /// Allocations by id.
+    pub allocations: BTreeMap<String, AllocRecord>,
+    /// Which allocation holds each device.
+    pub held: HashMap<(String, u32), String>,
+}
+
+/// Reads the whole pool at one revision.
+pub async fn snapshot(c: &mut Client) -> Result<Snapshot> {
+    let r = c
+        .get(PREFIX, Some(GetOptions::new().with_prefix()))
+        .await
+        .context("reading the pool")?;
+    let mut s = Snapshot {
+        revision: r.header().map(|h| h.revision()).unwrap_or(0),
+        ..Default::default()
+    };
+    for kv in r.kvs() {
+        let Ok(key) = kv.key_str() else { continue };
+        let Some(rest) = key.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts.as_slice() {
+            ["servers", _] => {
+                if let Ok(v) = serde_json::from_slice::<ServerRecord>(kv.value()) {
+                    s.servers.insert(v.id.clone(), v);
+                }
+            }
+            ["devices", _, _] => {
+                if let Ok(v) = serde_json::from_slice::<DeviceRecord>(kv.value()) {
+                    s.devices.insert((v.server.clone(), v.index), v);
+                }
+            }
+            ["alloc", "id", _] => {
+                if let Ok(v) = serde_json::from_slice::<AllocRecord>(kv.value()) {
+                    s.allocations.insert(v.id.clone(), v);
+                }
+            }
+            ["alloc", "dev", server, index] => {
+                if let (Ok(i), Ok(id)) = (index.parse::<u32>(), kv.value_str()) {
+                    s.held.insert((server.to_string(), i), id.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+/// What a server publishes about itself.
+#[derive(Clone)]
+pub struct Registration {
+    /// The server's record.
+    pub server: ServerRecord,
+    /// Its access token (readable with the pool's credentials only).
+    pub token: String,
+    /// Seconds the server's lease lasts without keep-alive.
+    pub ttl: i64,
+}
+
+/// Keeps a server registered: grants a lease, publishes the server, its secret and its devices
+/// (`devices()` is asked again every refresh), keeps the lease alive, and starts over (new lease)
+/// whenever etcd was unreachable or restarted. Runs until dropped.
+pub async fn keep_registered(
+    url: RegistryUrl,
+    reg: Registration,
+    devices: impl Fn() -> Vec<DeviceRecord> + Send + 'static,
+) {
+    let mut logged_down = false;
+    loop {
+        match registered_once(&url, &reg, &devices).await {
+            Ok(()) => {}
+            Err(e) => {
+                if !logged_down {
+                    tracing::warn!("pool registry: {e:#}; retrying (sessions go on)");
+                    logged_down = true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if logged_down {
+            tracing::debug!("pool registry: reconnecting");
+        }
+    }
+}
+
+async fn registered_once(
+    url: &RegistryUrl,
+    reg: &Registration,
+    devices: &(impl Fn() -> Vec<DeviceRecord> + Send),
+) -> Result<()> {
+    let mut c = connect(url).await?;
+    let lease = c.lease_grant(reg.ttl, None).await?.id();
+    let put = Some(PutOptions::new().with_lease(lease));
+    let id = &reg.server.id;
+    c.put(
+        format!("{PREFIX}servers/{id}"),
+        serde_json::to_vec(&reg.server)?,
+        put.clone(),
+    )
+    .await?;
+    c.put(
+        format!("{PREFIX}secrets/{id}"),
+        reg.token.clone(),
+        put.clone(),
+    )
+    .await?;
+    tracing::info!(
+        "registered in the pool as `{id}` ({} , lease {lease:x})",
+        url.endpoints.join(",")
+    );
+    let (mut keeper, mut acks) = c.lease_keep_alive(lease).await?;
+    let every = Duration::from_millis((reg.ttl as u64 * 1000 / 3).max(300));
+    loop {
+        for d in devices() {
+            c.put(dev_key(id, d.index), serde_json::to_vec(&d)?, put.clone())
+                .await?;
+        }
+        keeper.keep_alive().await?;
+        match tokio::time::timeout(every, acks.message()).await {
+            Ok(Ok(Some(ack))) if ack.ttl() > 0 => {}
+            Ok(Ok(Some(_))) => bail!("the server's lease expired"),
+            Ok(Ok(None)) => bail!("the registry closed the lease stream"),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => bail!("no keep-alive answer from the registry"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A session's claim checked against the registry: the allocation exists and holds, on server
+/// `server`, the devices the session asks for.
+pub async fn check_allocation(
+    c: &mut Client,
+    alloc: &str,
+    server: &str,
+    indices: &[usize],
+) -> Result<AllocRecord, String> {
+    let r = tokio::time::timeout(Duration::from_secs(3), c.get(alloc_key(alloc), None))
+        .await
+        .map_err(|_| {
+            "the pool registry does not answer; new sessions cannot be checked".to_string()
+        })?
+        .map_err(|e| {
+            format!("the pool registry is unreachable ({e}); new sessions cannot be checked")
+        })?;
+    let kv = r.kvs().first().ok_or_else(|| {
+        format!("allocation {alloc} does not exist (released, or its client is gone)")
+    })?;
+    let rec: AllocRecord = serde_json::from_slice(kv.value())
+        .map_err(|e| format!("allocation {alloc} is malformed: {e}"))?;
+    for &i in indices {
+        if !rec
+            .devices
+            .iter()
+            .any(|(s, d)| s == server && *d as usize == i)
+        {
+            return Err(format!(
+                "allocation {alloc} does not hold device {i} of server {server}"
+            ));
+        }
+    }
+    Ok(rec)
+}
+
+/// Whether allocation `alloc` still exists: `Some(false)` when it is gone, `None` when the
+/// registry cannot be asked (sessions then go on).
+pub async fn allocation_exists(c: &mut Client, alloc: &str) -> Option<bool> {
+    let r = tokio::time::timeout(Duration::from_secs(3), c.get(alloc_key(alloc), None))
+        .await
+        .ok()?
+        .ok()?;
+    Some(!r.kvs().is_empty())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+/// What a client asks for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Number of devices.
+    pub gpus: usize,
+    /// Least total memory of each device.
+    pub min_memory: u64,
+    /// Least compute capability (major, minor).
+    pub min_cc: (u32, u32),
+    /// `pack` (best fit: least free memory that fits) or `spread` (most free memory).
+    pub spread: bool,
+    /// Device memory each session may hold.
+    pub memory_quota: Option<u64>,
+}
+
+fn cc_of(s: &str) -> (u32, u32) {
+    let (a, b) = s.split_once('.').unwrap_or((s, "0"));
+    (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
+}
+
+/// Picks devices for `req` in `snap`: all on one server (one client process talks to one
+/// server), the best fit by free memory. `Err` says why nothing fits.
+pub fn choose(snap: &Snapshot, req: &Request) -> Result<Vec<(String, u32)>, String> {
+    let mut by_server: BTreeMap<&str, Vec<&DeviceRecord>> = BTreeMap::new();
+    let (mut total, mut free_now) = (0, 0);
+    for (key, d) in &snap.devices {
+        if !snap.servers.contains_key(&d.server) {
+            continue;
+        }
+        total += 1;
+        if snap.held.contains_key(key) {
+            continue;
+        }
+        free_now += 1;
+        if d.memory < req.min_memory || cc_of(&d.cc) < req.min_cc {
+            continue;
+        }
+        by_server.entry(&d.server).or_default().push(d);
+    }
+    let free = |d: &DeviceRecord| d.free.unwrap_or(d.memory);
+    let mut best: Option<(u64, Vec<(String, u32)>)> = None;
+    for devs in by_server.values_mut() {
+        if devs.len() < req.gpus {
+            continue;
+        }
+        devs.sort_by_key(|d| (free(d), d.index));
+        if req.spread {
+            devs.reverse();
+        }
+        let pick: Vec<&DeviceRecord> = devs[..req.gpus].to_vec();
+        let score: u64 = pick.iter().map(|d| free(d)).sum();
+        let better = match &best {
+            None => true,
+            Some((s, _)) => {
+                if req.spread {
+                    score > *s
+                } else {
+                    score < *s
+                }
+            }
+        };
+        if better {
+            best = Some((
+                score,
+                pick.iter().map(|d| (d.server.clone(), d.index)).collect(),
+            ));
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| {
+        format!(
+            "no server has {} free device(s) matching (min memory {} MiB, min compute capability {}.{}); the pool has {total} device(s), {free_now} free",
+            req.gpus,
+            req.min_memory >> 20,
+            req.min_cc.0,
+            req.min_cc.1
+        )
+    })
+}
+
+/// A live allocation: its lease is kept alive until [`Allocation::release`] or drop of the task.
+pub struct Allocation {
+    /// The record as committed.
+    pub record: AllocRecord,
+    /// Where to connect.
+    pub server: ServerRecord,
+    /// The server's access token.
+    pub token: String,
+    lease: i64,
+    client: Client,
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+impl Allocation {
+    /// Ends the allocation now (revokes its lease: every key of it goes).
+    pub async fn release(mut self) {
+        self.keeper.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.client.lease_revoke(self.lease))
+            .await;
+    }
+}
+
+/// Allocates devices for `req`, retrying until `wait` has passed: reads a snapshot, picks,
+/// and commits the whole allocation in one transaction that succeeds only if none of the
+/// devices was taken meanwhile and their servers are still registered. `ttl`: the client
+/// lease's time to live (the allocation outlives a dead client by at most this).
+pub async fn allocate(
+    url: &RegistryUrl,
+    req: &Request,
+    wait: Duration,
+    ttl: i64,
+    who: (String, String, u32),
+) -> Result<Allocation> {
+    let mut c = connect(url).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut said_waiting = false;
+    loop {
+        let snap = snapshot(&mut c).await?;
+        match choose(&snap, req) {
+            Ok(devices) => {
+                let lease = c.lease_grant(ttl, None).await?.id();
+                let id = format!("{:016x}", lease as u64 ^ ((now() & 0xffff_ffff) << 16));
+                let rec = AllocRecord {
+                    id: id.clone(),
+                    user: who.0.clone(),
+                    host: who.1.clone(),
+                    pid: who.2,
+                    since: now(),
+                    devices: devices.clone(),
+                    memory_quota: req.memory_quota,
+                };
+                let put = Some(PutOptions::new().with_lease(lease));
+                let mut when = Vec::new();
+                let mut ops = vec![TxnOp::put(
+                    alloc_key(&id),
+                    serde_json::to_vec(&rec)?,
+                    put.clone(),
+                )];
+                for (s, i) in &devices {
+                    when.push(Compare::version(alloc_dev_key(s, *i), CompareOp::Equal, 0));
+                    when.push(Compare::version(
+                        format!("{PREFIX}servers/{s}"),
+                        CompareOp::Greater,
+                        0,
+                    ));
+                    ops.push(TxnOp::put(alloc_dev_key(s, *i), id.clone(), put.clone()));
+                }
+                let committed = c
+                    .txn(Txn::new().when(when).and_then(ops))
+                    .await?
+                    .succeeded();
+                if committed {
+                    let server = snap
+                        .servers
+                        .get(&devices[0].0)
+                        .cloned()
+                        .context("the server vanished")?;
+                    let token = c
+                        .get(format!("{PREFIX}secrets/{}", server.id), None)
+                        .await?
+                        .kvs()
+                        .first()
+                        .and_then(|kv| kv.value_str().ok().map(str::to_string))
+                        .unwrap_or_default();
+                    let (mut keeper, mut acks) = c.lease_keep_alive(lease).await?;
+                    let every = Duration::from_millis((ttl as u64 * 1000 / 3).max(300));
+                    let keeper = tokio::spawn(async move {
+                        loop {
+                            if keeper.keep_alive().await.is_err() {
+                                tracing::warn!("allocation lease: the registry is unreachable");
+                            }
+                            let _ = tokio::time::timeout(every, acks.message()).await;
+                            tokio::time::sleep(every).await;
+                        }
+                    });
+                    return Ok(Allocation {
+                        record: rec,
+                        server,
+                        token,
+                        lease,
+                        client: c,
+                        keeper,
+                    });
+                }
+                // Someone was faster: try again at once with a fresh view.
+                let _ = c.lease_revoke(lease).await;
+            }
+            Err(why) => {
+                if tokio::time::Instant::now() >= deadline {
+                    bail!("{why}");
+                }
+                if !said_waiting {
+                    eprintln!("rgpu: {why}; waiting up to {wait:?}");
+                    said_waiting = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Ends allocation `id` (operators): deletes its record and device claims. The server then ends
+/// its sessions.
+pub async fn release(url: &RegistryUrl, id: &str) -> Result<()> {
+    let mut c = connect(url).await?;
+    let snap = snapshot(&mut c).await?;
+    let rec = snap
+        .allocations
+        .get(id)
+        .with_context(|| format!("no allocation {id} in the pool"))?;
+    let mut ops = vec![TxnOp::delete(alloc_key(id), None)];
+    for (s, i) in &rec.devices {
+        ops.push(TxnOp::delete(alloc_dev_key(s, *i), None));
+    }
+    c.txn(Txn::new().and_then(ops)).await?;
+    Ok(())
+}
+
+/// Removes every key of the pool (tests and operators starting over).
+pub async fn wipe(url: &RegistryUrl) -> Result<()> {
+    let mut c = connect(url).await?;
+    c.delete(PREFIX, Some(DeleteOptions::new().with_prefix()))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_urls_parse_with_and_without_credentials() {
+        let u: RegistryUrl = "etcd://127.0.0.1:2379".parse().unwrap();
+        assert_eq!(u.endpoints, vec!["http://127.0.0.1:2379"]);
+        assert_eq!(u.user, None);
+        let u: RegistryUrl = "etcd://pool:s3cret@a:1,b:2".parse().unwrap();
+        assert_eq!(u.endpoints, vec!["http://a:1", "http://b:2"]);
+        assert_eq!(u.user, Some(("pool".into(), "s3cret".into())));
+        assert!("http://a:1".parse::<RegistryUrl>().is_err());
+        assert!("etcd://a".parse::<RegistryUrl>().is_err());
+    }
+
+    fn dev(server: &str, index: u32, memory: u64, free: u64) -> DeviceRecord {
+        DeviceRecord {
+            server: server.into(),
+            index,
+            name: "d".into(),
+            kind: "cpu".into(),
+            memory,
+            free: Some(free),
+            cc: "7.5".into(),
+            mode: "shared".into(),
+            driver_version: 13000,
+            sessions: 0,
+            uuid: String::new(),
+        }
+    }
+
+    fn snap(devs: Vec<DeviceRecord>, held: &[(&str, u32)]) -> Snapshot {
+        let mut s = Snapshot::default();
+        for d in devs {
+            s.servers.insert(
+                d.server.clone(),
+                ServerRecord {
+                    id: d.server.clone(),
+                    advertise: String::new(),
+                    server_name: String::new(),
+                    fingerprint: String::new(),
+                    host: String::new(),
+                    version: String::new(),
+                    since: 0,
+                },
+            );
+            s.devices.insert((d.server.clone(), d.index), d);
+        }
+        for (srv, i) in held {
+            s.held.insert((srv.to_string(), *i), "x".into());
+        }
+        s
+    }
+
+    fn req(gpus: usize, min_memory: u64, spread: bool) -> Request {
+        Request {
+            gpus,
+            min_memory,
+            min_cc: (0, 0),
+            spread,
+            memory_quota: None,
+        }
+    }
+
+    #[test]
+    fn choosing_packs_by_best_fit_spreads_on_request_and_skips_held_devices() {
+        let s = snap(
+            vec![
+                dev("a", 0, 8 << 30, 8 << 30),
+                dev("a", 1, 8 << 30, 2 << 30),
+                dev("b", 0, 16 << 30, 16 << 30),
+            ],
+            &[],
+        );
+        assert_eq!(
+            choose(&s, &req(1, 0, false)).unwrap(),
+            vec![("a".into(), 1)]
+        );
+        assert_eq!(choose(&s, &req(1, 0, true)).unwrap(), vec![("b".into(), 0)]);
+        assert_eq!(
+            choose(&s, &req(1, 12 << 30, false)).unwrap(),
+            vec![("b".into(), 0)]
+        );
+        // Two devices must come from one server.
+        let two = choose(&s, &req(2, 0, false)).unwrap();
+        assert!(two.iter().all(|(srv, _)| srv == "a"), "{two:?}");
+        let s = snap(vec![dev("a", 0, 8 << 30, 8 << 30)], &[("a", 0)]);
+        let e = choose(&s, &req(1, 0, false)).unwrap_err();
+        assert!(e.contains("1 device(s), 0 free"), "{e}");
+    }
+}

@@ -1,0 +1,366 @@
+//! A pool of servers on a real etcd (started by the test on loopback, random ports, temporary
+//! data directory): registration, allocation and a program on two devices, the race for the
+//! last device, waiting, quotas, a killed client, `rgpu release`, a killed server, an etcd
+//! restart, and fencing of sessions without an allocation.
+//!
+//! Needs etcd (Debian's `etcd-server`; `cargo xtask test` installs it) or `RGPU_ETCD=PATH`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An etcd on loopback; killed on drop.
+struct Etcd {
+    child: Child,
+    data: PathBuf,
+    client: u16,
+    peer: u16,
+    url: String,
+}
+
+impl Etcd {
+    fn start(dir: &Path) -> Etcd {
+        let (client, peer) = (free_port(), free_port());
+        let mut e = Etcd {
+            child: Command::new("true").spawn().unwrap(),
+            data: dir.join("etcd"),
+            client,
+            peer,
+            url: format!("etcd://127.0.0.1:{client}"),
+        };
+        e.spawn();
+        e
+    }
+
+    fn spawn(&mut self) {
+        let bin = std::env::var("RGPU_ETCD").unwrap_or_else(|_| "etcd".into());
+        let c = format!("http://127.0.0.1:{}", self.client);
+        let p = format!("http://127.0.0.1:{}", self.peer);
+        self.child = Command::new(&bin)
+            .args(["--name", "t", "--data-dir"])
+            .arg(&self.data)
+            .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+            .args([
+                "--listen-peer-urls",
+                &p,
+                "--initial-advertise-peer-urls",
+                &p,
+            ])
+            .args(["--initial-cluster", &format!("t={p}")])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): install Debian's etcd-server or set RGPU_ETCD")
+            });
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.client)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(15), "etcd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A pool server with `cpus` CPU devices; killed on drop.
+struct PoolServer(Child);
+
+impl Drop for PoolServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pool_server(dir: &Path, etcd: &Etcd, id: &str, cpus: u32) -> (PoolServer, PathBuf) {
+    let d = dir.join(id);
+    std::fs::create_dir_all(&d).unwrap();
+    let (child, conn) = common::spawn_server(
+        &d,
+        &[
+            "--cpu-devices",
+            &cpus.to_string(),
+            "--cpu-memory",
+            "256M",
+            "--registry",
+            &etcd.url,
+            "--server-id",
+            id,
+            "--registry-ttl",
+            "2",
+            "--no-local-socket",
+        ],
+    );
+    (PoolServer(child), conn)
+}
+
+fn status(etcd: &Etcd) -> serde_json::Value {
+    let out = Command::new(common::rgpu())
+        .args(["status", "--json", "--registry", &etcd.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn devices_in(etcd: &Etcd) -> usize {
+    status(etcd)["devices"].as_array().unwrap().len()
+}
+
+/// `rgpu run --registry … ARGS -- pool_client DEVICES SECONDS`.
+fn run_cmd(etcd: &Etcd, args: &[&str], devices: usize, secs: f64) -> Command {
+    let mut cmd = Command::new(common::rgpu());
+    cmd.args(["run", "--registry", &etcd.url])
+        .args(args)
+        .arg("--")
+        .arg(common::c_program("pool_client"))
+        .args([devices.to_string(), secs.to_string()])
+        .env("RGPU_LOG", "warn")
+        .env("RGPU_TIMEOUT", "2")
+        .env("RGPU_RESUME_WINDOW", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Spawns a run and waits for its READY line.
+fn start_ready(
+    etcd: &Etcd,
+    args: &[&str],
+    devices: usize,
+    secs: f64,
+) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = run_cmd(etcd, args, devices, secs).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("READY"), "expected READY, got `{line}`");
+    (child, out)
+}
+
+fn rest(
+    mut child: Child,
+    mut out: BufReader<std::process::ChildStdout>,
+) -> (std::process::ExitStatus, String) {
+    let mut s = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut s);
+    (child.wait().unwrap(), s)
+}
+
+fn show(o: &Output) -> String {
+    common::show(o)
+}
+
+#[test]
+fn a_program_runs_on_two_devices_of_the_pool_and_the_allocation_ends_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let (_a, _) = pool_server(dir.path(), &etcd, "a", 2);
+    let (_b, _) = pool_server(dir.path(), &etcd, "b", 2);
+    wait_until("4 devices registered", 15, || devices_in(&etcd) == 4);
+    let s = status(&etcd);
+    assert_eq!(s["servers"].as_array().unwrap().len(), 2);
+    assert_eq!(s["devices"][0]["name"], "rgpu CPU device");
+    assert_eq!(s["devices"][0]["memory"], 256u64 << 20);
+
+    let out = run_cmd(&etcd, &["--gpus", "2"], 2, 0.3).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("READY 2") && stdout.contains("DONE"),
+        "{}",
+        show(&out)
+    );
+    wait_until("the allocation is gone", 5, || {
+        status(&etcd)["allocations"].as_array().unwrap().is_empty()
+    });
+
+    // More than one server has: a clear error, nothing allocated.
+    let out = run_cmd(&etcd, &["--gpus", "3"], 3, 0.1).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no server has 3 free device(s)"),
+        "{}",
+        show(&out)
+    );
+    // A quota from the allocation is enforced by the server.
+    let out = run_cmd(&etcd, &["--memory-quota", "512K"], 1, 0.1)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("OUT_OF_MEMORY"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn two_clients_race_for_the_last_device_and_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let (_a, _) = pool_server(dir.path(), &etcd, "a", 1);
+    wait_until("1 device registered", 15, || devices_in(&etcd) == 1);
+    for _ in 0..3 {
+        let racers: Vec<Child> = (0..2)
+            .map(|_| run_cmd(&etcd, &[], 1, 1.0).spawn().unwrap())
+            .collect();
+        let outs: Vec<Output> = racers
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "{}\n{}", show(&outs[0]), show(&outs[1]));
+        let lost = outs.iter().find(|o| !o.status.success()).unwrap();
+        assert!(
+            String::from_utf8_lossy(&lost.stderr).contains("no server has 1 free device(s)"),
+            "{}",
+            show(lost)
+        );
+        wait_until("released", 5, || {
+            status(&etcd)["allocations"].as_array().unwrap().is_empty()
+        });
+    }
+    // With --wait the second one runs after the first.
+    let (first, out1) = start_ready(&etcd, &[], 1, 1.0);
+    let second = run_cmd(&etcd, &["--wait", "20"], 1, 0.1).output().unwrap();
+    let (st, _) = rest(first, out1);
+    assert!(st.success());
+    assert!(second.status.success(), "{}", show(&second));
+}
+
+#[test]
+fn a_killed_client_or_rgpu_release_ends_the_allocation_and_the_server_ends_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let (_a, conn) = pool_server(dir.path(), &etcd, "a", 1);
+    wait_until("registered", 15, || devices_in(&etcd) == 1);
+
+    // Without an allocation the pool server refuses.
+    let out = Command::new(common::rgpu())
+        .args(["run", "--connection-file"])
+        .arg(&conn)
+        .arg("--")
+        .arg(common::c_program("pool_client"))
+        .args(["1", "0.1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("belongs to a pool"),
+        "{}",
+        show(&out)
+    );
+
+    // rgpu release: the server ends the session, the program sees an error.
+    let (child, out) = start_ready(&etcd, &[], 1, 60.0);
+    let s = status(&etcd);
+    let id = s["allocations"][0]["id"].as_str().unwrap().to_string();
+    assert!(s["allocations"][0]["user"].is_string());
+    let t0 = Instant::now();
+    let rel = Command::new(common::rgpu())
+        .args(["release", "--registry", &etcd.url, &id])
+        .output()
+        .unwrap();
+    assert!(rel.status.success(), "{}", show(&rel));
+    let (st, text) = rest(child, out);
+    assert_eq!(st.code(), Some(3), "{text}");
+    assert!(text.contains("LOST"), "{text}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+
+    // SIGKILL of `rgpu run`: its lease expires, the allocation goes, the session is ended.
+    let (mut child, mut out) = start_ready(&etcd, &["--lease-ttl", "2"], 1, 60.0);
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    wait_until("the killed client's allocation expires", 10, || {
+        status(&etcd)["allocations"].as_array().unwrap().is_empty()
+    });
+    // The orphaned program loses its session.
+    let mut line = String::new();
+    let t0 = Instant::now();
+    while !line.contains("LOST") && t0.elapsed() < Duration::from_secs(10) {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    assert!(
+        line.contains("LOST"),
+        "the program kept its session: `{line}`"
+    );
+    // The device is free again.
+    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn a_dead_server_leaves_the_pool_and_an_etcd_restart_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut etcd = Etcd::start(dir.path());
+    let (a, _) = pool_server(dir.path(), &etcd, "a", 1);
+    let (_b, _) = pool_server(dir.path(), &etcd, "b", 1);
+    wait_until("registered", 15, || devices_in(&etcd) == 2);
+
+    // etcd restarts: servers register again by themselves.
+    etcd.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    etcd.spawn();
+    wait_until("both servers back after the etcd restart", 20, || {
+        let s = status(&etcd);
+        s["servers"].as_array().unwrap().len() == 2 && s["devices"].as_array().unwrap().len() == 2
+    });
+
+    // A server dies: its program errors, its allocation shows lost, its device leaves.
+    let (child, out) = start_ready(&etcd, &[], 1, 60.0);
+    let s = status(&etcd);
+    let on = s["allocations"][0]["devices"][0][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(if on == "a" { a } else { _b });
+    let t0 = Instant::now();
+    let (st, text) = rest(child, out);
+    assert!(!st.success(), "{text}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    wait_until("the dead server's device leaves the pool", 10, || {
+        let s = status(&etcd);
+        s["servers"].as_array().unwrap().len() == 1
+    });
+    // New allocations go to the other server.
+    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+}
