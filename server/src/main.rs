@@ -150,6 +150,23 @@ enum Cmd {
         /// The allocation id (from `rgpu status`).
         allocation: String,
     },
+    /// Set (or remove) what one user may hold in a pool at once.
+    Quota {
+        /// The pool's registry.
+        #[arg(long, env = "RGPU_REGISTRY")]
+        registry: rgpu_server::pool::RegistryUrl,
+        /// The user (as `rgpu run` reports it: $USER).
+        user: String,
+        /// Most devices at once.
+        #[arg(long)]
+        gpus: Option<u32>,
+        /// Most total device memory at once, e.g. 64G.
+        #[arg(long, value_parser = parse_size)]
+        memory: Option<u64>,
+        /// Remove the user's quota.
+        #[arg(long, conflicts_with_all = ["gpus", "memory"])]
+        remove: bool,
+    },
     /// Runs one client session for `rgpu server` (started by the server, not by hand).
     #[command(hide = true)]
     Worker,
@@ -343,6 +360,20 @@ fn run(cli: Cli) -> Result<i32> {
             None => run_program(connection_file, &dev, &program),
         },
         Cmd::Status { registry, json } => pool_status(registry, json),
+        Cmd::Quota {
+            registry,
+            user,
+            gpus,
+            memory,
+            remove,
+        } => {
+            if !remove && gpus.is_none() && memory.is_none() {
+                bail!("give --gpus and/or --memory, or --remove");
+            }
+            let q = (!remove).then_some(rgpu_server::pool::Quota { gpus, memory });
+            runtime()?.block_on(rgpu_server::pool::set_quota(&registry, &user, q))?;
+            Ok(0)
+        }
         Cmd::Release {
             registry,
             allocation,
@@ -477,7 +508,8 @@ fn run_in_pool(
         std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             // SAFETY: getuid has no preconditions.
-            .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() })),
+            .unwrap_or_else(|_| format!("uid{}", unsafe { libc::getuid() }))
+            .replace('/', "_"),
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default(),
@@ -568,6 +600,7 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
                 v["allocation"] = serde_json::json!(snap.held.get(&(d.server.clone(), d.index)));
                 v
             }).collect::<Vec<_>>(),
+            "quotas": snap.quotas,
             "allocations": snap.allocations.values().map(|a| {
                 let mut v = serde_json::to_value(a).unwrap_or_default();
                 v["lost"] = serde_json::json!(lost.contains(&&a.id));
@@ -608,6 +641,23 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
                 .get(&(d.server.clone(), d.index))
                 .map_or("-", |s| s.as_str())
         );
+    }
+    if !snap.quotas.is_empty() {
+        println!("\nQUOTAS");
+        println!("{:<16} {:>12} {:>16}", "USER", "DEVICES", "MEMORY");
+        for (u, q) in &snap.quotas {
+            let (n, mem) = snap.held_by(u);
+            println!(
+                "{:<16} {:>12} {:>16}",
+                u,
+                format!("{n}/{}", q.gpus.map_or("-".into(), |g| g.to_string())),
+                format!(
+                    "{}/{} MiB",
+                    mem >> 20,
+                    q.memory.map_or("-".into(), |m| (m >> 20).to_string())
+                )
+            );
+        }
     }
     println!("\nALLOCATIONS");
     println!(

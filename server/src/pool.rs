@@ -10,6 +10,9 @@
 //! * `devices/<id>/<index>`: [`DeviceRecord`], refreshed every few seconds (server lease)
 //! * `alloc/dev/<id>/<index>`: the allocation holding the device (client lease)
 //! * `alloc/id/<allocation>`: [`AllocRecord`] (client lease)
+//! * `alloc/user/<user>`: touched by every allocation of the user (serialises them, so that
+//!   per-user quotas hold under races)
+//! * `quota/<user>`: [`Quota`] (set by operators)
 
 use anyhow::{anyhow, bail, Context, Result};
 use etcd_client::{
@@ -85,6 +88,15 @@ pub struct AllocRecord {
     pub devices: Vec<(String, u32)>,
     /// Device memory each session may hold (bytes), if limited.
     pub memory_quota: Option<u64>,
+}
+
+/// What one user may hold at once.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct Quota {
+    /// Devices.
+    pub gpus: Option<u32>,
+    /// Total memory of the devices.
+    pub memory: Option<u64>,
 }
 
 /// An etcd endpoint list and credentials, from `etcd://[user:password@]host:port[,host:port…]`.
@@ -178,6 +190,26 @@ pub struct Snapshot {
     pub allocations: BTreeMap<String, AllocRecord>,
     /// Which allocation holds each device.
     pub held: HashMap<(String, u32), String>,
+    /// Per-user quotas.
+    pub quotas: BTreeMap<String, Quota>,
+    /// Mod revision of each user's `alloc/user/<user>` key.
+    #[serde(skip)]
+    pub user_rev: HashMap<String, i64>,
+}
+
+impl Snapshot {
+    /// (devices, their total memory) that `user` holds now.
+    pub fn held_by(&self, user: &str) -> (u32, u64) {
+        let mut n = 0;
+        let mut mem = 0;
+        for a in self.allocations.values().filter(|a| a.user == user) {
+            for d in &a.devices {
+                n += 1;
+                mem += self.devices.get(d).map_or(0, |r| r.memory);
+            }
+        }
+        (n, mem)
+    }
 }
 
 /// Reads the whole pool at one revision.
@@ -211,6 +243,14 @@ pub async fn snapshot(c: &mut Client) -> Result<Snapshot> {
                 if let Ok(v) = serde_json::from_slice::<AllocRecord>(kv.value()) {
                     s.allocations.insert(v.id.clone(), v);
                 }
+            }
+            ["quota", user] => {
+                if let Ok(q) = serde_json::from_slice::<Quota>(kv.value()) {
+                    s.quotas.insert(user.to_string(), q);
+                }
+            }
+            ["alloc", "user", user] => {
+                s.user_rev.insert(user.to_string(), kv.mod_revision());
             }
             ["alloc", "dev", server, index] => {
                 if let (Ok(i), Ok(id)) = (index.parse::<u32>(), kv.value_str()) {
@@ -434,6 +474,52 @@ pub fn choose(snap: &Snapshot, req: &Request) -> Result<Vec<(String, u32)>, Stri
     })
 }
 
+/// Whether `user` may take `devices` on top of what it holds (its quota in `snap`).
+pub fn within_quota(snap: &Snapshot, user: &str, devices: &[(String, u32)]) -> Result<(), String> {
+    let Some(q) = snap.quotas.get(user) else {
+        return Ok(());
+    };
+    let (n, mem) = snap.held_by(user);
+    let add: u64 = devices
+        .iter()
+        .map(|d| snap.devices.get(d).map_or(0, |r| r.memory))
+        .sum();
+    if let Some(g) = q.gpus {
+        if n + devices.len() as u32 > g {
+            return Err(format!(
+                "user {user} holds {n} device(s); {} more would pass the quota of {g}",
+                devices.len()
+            ));
+        }
+    }
+    if let Some(m) = q.memory {
+        if mem + add > m {
+            return Err(format!(
+                "user {user} holds devices with {} MiB; {} MiB more would pass the quota of {} MiB",
+                mem >> 20,
+                add >> 20,
+                m >> 20
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sets (or, with `None`, removes) `user`'s quota.
+pub async fn set_quota(url: &RegistryUrl, user: &str, q: Option<Quota>) -> Result<()> {
+    let mut c = connect(url).await?;
+    let key = format!("{PREFIX}quota/{user}");
+    match q {
+        Some(q) => {
+            c.put(key, serde_json::to_vec(&q)?, None).await?;
+        }
+        None => {
+            c.delete(key, None).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A live allocation: its lease is kept alive until [`Allocation::release`] or drop of the task.
 pub struct Allocation {
     /// The record as committed.
@@ -472,7 +558,8 @@ pub async fn allocate(
     let mut said_waiting = false;
     loop {
         let snap = snapshot(&mut c).await?;
-        match choose(&snap, req) {
+        let chosen = choose(&snap, req).and_then(|d| within_quota(&snap, &who.0, &d).map(|_| d));
+        match chosen {
             Ok(devices) => {
                 let lease = c.lease_grant(ttl, None).await?.id();
                 let id = format!("{:016x}", lease as u64 ^ ((now() & 0xffff_ffff) << 16));
@@ -492,6 +579,14 @@ pub async fn allocate(
                     serde_json::to_vec(&rec)?,
                     put.clone(),
                 )];
+                // The user's allocations are serialised: a quota counted in this snapshot
+                // still holds when the transaction commits.
+                let user_key = format!("{PREFIX}alloc/user/{}", who.0);
+                when.push(match snap.user_rev.get(&who.0) {
+                    Some(&rev) => Compare::mod_revision(user_key.clone(), CompareOp::Equal, rev),
+                    None => Compare::version(user_key.clone(), CompareOp::Equal, 0),
+                });
+                ops.push(TxnOp::put(user_key, id.clone(), None));
                 for (s, i) in &devices {
                     when.push(Compare::version(alloc_dev_key(s, *i), CompareOp::Equal, 0));
                     when.push(Compare::version(

@@ -364,3 +364,63 @@ fn a_dead_server_leaves_the_pool_and_an_etcd_restart_is_recovered() {
     let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
+
+#[test]
+fn per_user_quotas_hold_even_when_the_user_races_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let (_a, _) = pool_server(dir.path(), &etcd, "a", 3);
+    wait_until("registered", 15, || devices_in(&etcd) == 3);
+    let quota = Command::new(common::rgpu())
+        .args(["quota", "--registry", &etcd.url, "quser", "--gpus", "1"])
+        .output()
+        .unwrap();
+    assert!(quota.status.success(), "{}", show(&quota));
+    assert_eq!(status(&etcd)["quotas"]["quser"]["gpus"], 1);
+    let as_user = |args: &[&str], devices: usize, secs: f64| {
+        let mut c = run_cmd(&etcd, args, devices, secs);
+        c.env("USER", "quser");
+        c
+    };
+    // Two at once: one runs, the other is told about the quota (devices are free).
+    for _ in 0..2 {
+        let racers: Vec<Child> = (0..2)
+            .map(|_| as_user(&[], 1, 1.0).spawn().unwrap())
+            .collect();
+        let outs: Vec<Output> = racers
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        assert_eq!(
+            outs.iter().filter(|o| o.status.success()).count(),
+            1,
+            "{}\n{}",
+            show(&outs[0]),
+            show(&outs[1])
+        );
+        let lost = outs.iter().find(|o| !o.status.success()).unwrap();
+        assert!(
+            String::from_utf8_lossy(&lost.stderr).contains("quota of 1"),
+            "{}",
+            show(lost)
+        );
+        wait_until("released", 5, || {
+            status(&etcd)["allocations"].as_array().unwrap().is_empty()
+        });
+    }
+    // Another user is not limited; removing the quota lifts it.
+    let (first, out1) = start_ready(&etcd, &[], 1, 1.0);
+    let other = run_cmd(&etcd, &[], 1, 0.1)
+        .env("USER", "other")
+        .output()
+        .unwrap();
+    assert!(other.status.success(), "{}", show(&other));
+    let _ = rest(first, out1);
+    let rm = Command::new(common::rgpu())
+        .args(["quota", "--registry", &etcd.url, "quser", "--remove"])
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{}", show(&rm));
+    let two = as_user(&["--gpus", "2"], 2, 0.1).output().unwrap();
+    assert!(two.status.success(), "{}", show(&two));
+}
