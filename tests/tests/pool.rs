@@ -95,6 +95,10 @@ impl Drop for PoolServer {
 }
 
 fn pool_server(dir: &Path, etcd: &Etcd, id: &str, cpus: u32) -> (PoolServer, PathBuf) {
+    pool_server_at(dir, &etcd.url, id, cpus)
+}
+
+fn pool_server_at(dir: &Path, url: &str, id: &str, cpus: u32) -> (PoolServer, PathBuf) {
     let d = dir.join(id);
     std::fs::create_dir_all(&d).unwrap();
     let (child, conn) = common::spawn_server(
@@ -105,7 +109,7 @@ fn pool_server(dir: &Path, etcd: &Etcd, id: &str, cpus: u32) -> (PoolServer, Pat
             "--cpu-memory",
             "256M",
             "--registry",
-            &etcd.url,
+            url,
             "--server-id",
             id,
             "--registry-ttl",
@@ -117,8 +121,12 @@ fn pool_server(dir: &Path, etcd: &Etcd, id: &str, cpus: u32) -> (PoolServer, Pat
 }
 
 fn status(etcd: &Etcd) -> serde_json::Value {
+    status_at(&etcd.url)
+}
+
+fn status_at(url: &str) -> serde_json::Value {
     let out = Command::new(common::rgpu())
-        .args(["status", "--json", "--registry", &etcd.url])
+        .args(["status", "--json", "--registry", url])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::show(&out));
@@ -423,4 +431,55 @@ fn per_user_quotas_hold_even_when_the_user_races_itself() {
     assert!(rm.status.success(), "{}", show(&rm));
     let two = as_user(&["--gpus", "2"], 2, 0.1).output().unwrap();
     assert!(two.status.success(), "{}", show(&two));
+}
+
+#[test]
+fn with_etcd_authentication_the_pool_needs_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    // Turn etcd's authentication on (the root user holds the pool).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut c =
+                etcd_client::Client::connect([format!("http://127.0.0.1:{}", etcd.client)], None)
+                    .await
+                    .unwrap();
+            c.user_add("root", "rootpw", None).await.unwrap();
+            c.user_grant_role("root", "root").await.unwrap();
+            c.auth_enable().await.unwrap();
+        });
+    let authed = format!("etcd://root:rootpw@127.0.0.1:{}", etcd.client);
+    let (_a, _) = pool_server_at(dir.path(), &authed, "a", 1);
+    wait_until("registered with credentials", 15, || {
+        status_at(&authed)["devices"].as_array().unwrap().len() == 1
+    });
+    // Without the credentials nothing can be read (tokens included) or allocated.
+    let out = Command::new(common::rgpu())
+        .args(["status", "--registry", &etcd.url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", show(&out));
+    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    assert!(!out.status.success(), "{}", show(&out));
+    // With them, a program runs.
+    let mut cmd = run_cmd(&etcd, &[], 1, 0.1);
+    cmd.env("RGPU_REGISTRY", &authed);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut ok = Command::new(common::rgpu());
+    ok.args(args.iter().map(|a| {
+        if a == &etcd.url {
+            authed.clone()
+        } else {
+            a.clone()
+        }
+    }))
+    .env("RGPU_LOG", "warn");
+    let out = ok.output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
 }
