@@ -139,6 +139,7 @@ struct Slot {
     cv: Condvar,
 }
 
+#[derive(Default)]
 struct Shared {
     pending: Mutex<HashMap<u64, Arc<Slot>>>,
     /// How many times the session was taken up again after a lost connection.
@@ -254,37 +255,20 @@ impl Client {
     fn connect_quic(cfg: ClientConfig) -> Result<Client, ClientError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(HashMap::new()),
-            resumes: Default::default(),
-            dead: Mutex::new(None),
-            closed: Mutex::new(false),
-            closed_cv: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::default());
         let sh = shared.clone();
         let timeout = cfg.connect_timeout;
         let compress = cfg.compress;
         let lanes_wanted = cfg.bulk_lanes.min(16);
         let lane_cfg = cfg.clone();
-        std::thread::Builder::new()
-            .name("rgpu-io".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(ClientError::Transport(format!(
-                            "cannot start the I/O runtime: {e}"
-                        ))));
-                        return;
-                    }
-                };
-                rt.block_on(run(cfg, rx, sh, ready_tx));
-                // The runtime is dropped here, on its own thread, after the connection ended.
-            })
-            .map_err(|e| ClientError::Transport(format!("cannot start the I/O thread: {e}")))?;
+        let fail = ready_tx.clone();
+        io_thread(
+            "rgpu-io",
+            move |e| {
+                let _ = fail.send(Err(e));
+            },
+            move || run(cfg, rx, sh, ready_tx),
+        )?;
         let welcome = ready_rx
             .recv_timeout(timeout + Duration::from_secs(1))
             .map_err(|_| {
@@ -728,13 +712,7 @@ fn connect_unix(cfg: &ClientConfig, path: &str) -> Result<Client, ClientError> {
     let reader = s.try_clone().map_err(|e| t(e.to_string()))?;
     let flusher_sock = s.try_clone().map_err(|e| t(e.to_string()))?;
     let outbox = Arc::new(Outbox::default());
-    let shared = Arc::new(Shared {
-        pending: Mutex::new(HashMap::new()),
-        resumes: Default::default(),
-        dead: Mutex::new(None),
-        closed: Mutex::new(false),
-        closed_cv: Condvar::new(),
-    });
+    let shared = Arc::new(Shared::default());
     let writer = Arc::new(Mutex::new(s));
     {
         let (outbox, writer, sh) = (outbox.clone(), writer.clone(), shared.clone());
@@ -953,6 +931,31 @@ fn peer_uid(s: &UnixStream) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// Starts a thread named `name` that runs the future `make` builds on its own single-threaded
+/// tokio runtime (the runtime is dropped on that thread when the future ends); `fail` hears why
+/// the runtime could not start.
+fn io_thread<F: std::future::Future<Output = ()>>(
+    name: &str,
+    fail: impl FnOnce(ClientError) + Send + 'static,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> Result<(), ClientError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(make()),
+                Err(e) => fail(ClientError::Transport(format!(
+                    "cannot start the I/O runtime: {e}"
+                ))),
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| ClientError::Transport(format!("cannot start the I/O thread: {e}")))
+}
+
 /// Opens a bulk lane: its own QUIC connection, claimed for `session` with its secret, driven by
 /// its own I/O thread; replies on it go to the same waiting callers as the main connection's.
 fn open_lane(
@@ -972,20 +975,14 @@ fn open_lane(
         lane: true,
     };
     let (cfg, lane_ids, lane_dead) = (cfg.clone(), ids.clone(), dead.clone());
-    std::thread::Builder::new()
-        .name("rgpu-lane".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+    let fail = ready_tx.clone();
+    io_thread(
+        "rgpu-lane",
+        move |e| {
+            let _ = fail.send(Err(e));
+        },
+        move || async move {
             {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(ClientError::Transport(e.to_string())));
-                    return;
-                }
-            };
-            rt.block_on(async move {
                 let connected =
                     tokio::time::timeout(cfg.connect_timeout, connect(&cfg, Some(claim))).await;
                 let ((ep, conn, _), mut send, mut recv) = match connected {
@@ -1040,9 +1037,9 @@ fn open_lane(
                 }
                 conn.close(0u32.into(), b"bye");
                 let _ = tokio::time::timeout(Duration::from_millis(200), ep.wait_idle()).await;
-            });
-        })
-        .map_err(|e| ClientError::Transport(format!("cannot start a lane thread: {e}")))?;
+            }
+        },
+    )?;
     ready_rx
         .recv_timeout(Duration::from_secs(30))
         .map_err(|_| ClientError::Transport("timed out opening a bulk lane".into()))??;

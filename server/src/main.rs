@@ -417,7 +417,8 @@ fn shim_path() -> Result<PathBuf> {
     )
 }
 
-fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> Result<i32> {
+/// A temporary folder whose `lib/` holds the shim under the driver's names: (folder, lib/).
+fn shim_dir() -> Result<(tempfile::TempDir, PathBuf)> {
     let shim = shim_path()?;
     let tmp = tempfile::Builder::new().prefix("rgpu-run-").tempdir()?;
     let libdir = tmp.path().join("lib");
@@ -425,6 +426,11 @@ fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> R
     for name in ["libcuda.so.1", "libcuda.so"] {
         std::os::unix::fs::symlink(&shim, libdir.join(name))?;
     }
+    Ok((tmp, libdir))
+}
+
+fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> Result<i32> {
+    let (tmp, libdir) = shim_dir()?;
     let rt = runtime()?;
     let (conn_path, _server) = match conn {
         Some(p) => {
@@ -538,13 +544,7 @@ fn run_in_pool(
             .join(",")
     );
     let result = (|| {
-        let shim = shim_path()?;
-        let tmp = tempfile::Builder::new().prefix("rgpu-run-").tempdir()?;
-        let libdir = tmp.path().join("lib");
-        std::fs::create_dir_all(&libdir)?;
-        for name in ["libcuda.so.1", "libcuda.so"] {
-            std::os::unix::fs::symlink(&shim, libdir.join(name))?;
-        }
+        let (tmp, libdir) = shim_dir()?;
         let cf = ConnectionFile {
             address: alloc.server.advertise.clone(),
             server_name: alloc.server.server_name.clone(),
