@@ -217,7 +217,7 @@ pub async fn snapshot(c: &mut Client) -> Result<Snapshot> {
     let r = c
         .get(PREFIX, Some(GetOptions::new().with_prefix()))
         .await
-        .context("reading the pool")?;
+        .context("cannot reach the registry (reading the pool)")?;
     let mut s = Snapshot {
         revision: r.header().map(|h| h.revision()).unwrap_or(0),
         ..Default::default()

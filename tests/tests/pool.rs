@@ -343,10 +343,22 @@ fn a_dead_server_leaves_the_pool_and_an_etcd_restart_is_recovered() {
     let (_b, _) = pool_server(dir.path(), &etcd, "b", 1);
     wait_until("registered", 15, || devices_in(&etcd) == 2);
 
-    // etcd restarts: servers register again by themselves.
+    // etcd goes away: a running program goes on, a new allocation fails clearly; when etcd
+    // is back, servers register again by themselves.
+    let (running, running_out) = start_ready(&etcd, &[], 1, 3.0);
     etcd.kill();
+    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the registry") || err.contains("does not answer"),
+        "{}",
+        show(&out)
+    );
     std::thread::sleep(Duration::from_millis(500));
     etcd.spawn();
+    let (st, text) = rest(running, running_out);
+    assert!(st.success() && text.contains("DONE"), "{text}");
     wait_until("both servers back after the etcd restart", 20, || {
         let s = status(&etcd);
         s["servers"].as_array().unwrap().len() == 2 && s["devices"].as_array().unwrap().len() == 2
