@@ -99,21 +99,47 @@ pub struct Quota {
     pub memory: Option<u64>,
 }
 
-/// An etcd endpoint list and credentials, from `etcd://[user:password@]host:port[,host:port…]`.
+/// An etcd endpoint list and credentials, from
+/// `etcd://[user:password@]host:port[,host:port…]`, or `etcds://…?ca=FILE` for TLS (the CA
+/// that signed etcd's certificate, PEM).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistryUrl {
-    /// `http://host:port` for each endpoint.
+    /// `http(s)://host:port` for each endpoint.
     pub endpoints: Vec<String>,
     /// etcd user and password (etcd auth).
     pub user: Option<(String, String)>,
+    /// With TLS: the CA certificate file (PEM) to trust.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl std::str::FromStr for RegistryUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let rest = s.strip_prefix("etcd://").ok_or_else(|| {
-            format!("`{s}`: a registry is etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]")
-        })?;
+        let usage = || {
+            format!(
+                "`{s}`: a registry is etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…], or etcds://…?ca=CA.pem for TLS"
+            )
+        };
+        let (tls, rest) = if let Some(r) = s.strip_prefix("etcds://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("etcd://") {
+            (false, r)
+        } else {
+            return Err(usage());
+        };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut ca = None;
+        for kv in query.split('&').filter(|q| !q.is_empty()) {
+            match kv.split_once('=') {
+                Some(("ca", path)) if !path.is_empty() => ca = Some(std::path::PathBuf::from(path)),
+                _ => return Err(format!("`{s}`: unknown option `{kv}` (only ca=FILE)")),
+            }
+        }
+        if tls != ca.is_some() {
+            return Err(format!(
+                "`{s}`: TLS (etcds://) needs ?ca=CA.pem, and only TLS takes it"
+            ));
+        }
         let (user, hosts) = match rest.rsplit_once('@') {
             Some((cred, hosts)) => {
                 let (u, p) = cred
@@ -123,16 +149,21 @@ impl std::str::FromStr for RegistryUrl {
             }
             None => (None, rest),
         };
+        let scheme = if tls { "https" } else { "http" };
         let endpoints: Vec<String> = hosts
             .trim_end_matches('/')
             .split(',')
             .filter(|h| !h.is_empty())
-            .map(|h| format!("http://{h}"))
+            .map(|h| format!("{scheme}://{h}"))
             .collect();
         if endpoints.is_empty() || hosts.split(',').any(|h| !h.contains(':')) {
             return Err(format!("`{s}`: every endpoint is HOST:PORT"));
         }
-        Ok(RegistryUrl { endpoints, user })
+        Ok(RegistryUrl {
+            endpoints,
+            user,
+            ca,
+        })
     }
 }
 
@@ -143,6 +174,13 @@ pub async fn connect(url: &RegistryUrl) -> Result<Client> {
         .with_timeout(Duration::from_secs(5));
     if let Some((u, p)) = &url.user {
         opts = opts.with_user(u.clone(), p.clone());
+    }
+    if let Some(ca) = &url.ca {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("reading the registry's CA certificate {}", ca.display()))?;
+        opts = opts.with_tls(
+            etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(pem)),
+        );
     }
     tokio::time::timeout(
         Duration::from_secs(6),
@@ -687,6 +725,11 @@ mod tests {
         let u: RegistryUrl = "etcd://pool:s3cret@a:1,b:2".parse().unwrap();
         assert_eq!(u.endpoints, vec!["http://a:1", "http://b:2"]);
         assert_eq!(u.user, Some(("pool".into(), "s3cret".into())));
+        let u: RegistryUrl = "etcds://a:1?ca=/etc/ca.pem".parse().unwrap();
+        assert_eq!(u.endpoints, vec!["https://a:1"]);
+        assert_eq!(u.ca, Some("/etc/ca.pem".into()));
+        assert!("etcds://a:1".parse::<RegistryUrl>().is_err());
+        assert!("etcd://a:1?ca=x".parse::<RegistryUrl>().is_err());
         assert!("http://a:1".parse::<RegistryUrl>().is_err());
         assert!("etcd://a".parse::<RegistryUrl>().is_err());
     }

@@ -27,10 +27,16 @@ struct Etcd {
     client: u16,
     peer: u16,
     url: String,
+    /// Certificate and key files when clients must use TLS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Etcd {
     fn start(dir: &Path) -> Etcd {
+        Self::start_with(dir, None)
+    }
+
+    fn start_with(dir: &Path, tls: Option<(PathBuf, PathBuf)>) -> Etcd {
         let (client, peer) = (free_port(), free_port());
         let mut e = Etcd {
             child: Command::new("true").spawn().unwrap(),
@@ -38,6 +44,7 @@ impl Etcd {
             client,
             peer,
             url: format!("etcd://127.0.0.1:{client}"),
+            tls,
         };
         e.spawn();
         e
@@ -45,9 +52,14 @@ impl Etcd {
 
     fn spawn(&mut self) {
         let bin = std::env::var("RGPU_ETCD").unwrap_or_else(|_| "etcd".into());
-        let c = format!("http://127.0.0.1:{}", self.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let c = format!("{scheme}://127.0.0.1:{}", self.client);
         let p = format!("http://127.0.0.1:{}", self.peer);
-        self.child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+        }
+        self.child = cmd
             .args(["--name", "t", "--data-dir"])
             .arg(&self.data)
             .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
@@ -493,5 +505,49 @@ fn with_etcd_authentication_the_pool_needs_its_credentials() {
     }))
     .env("RGPU_LOG", "warn");
     let out = ok.output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+#[test]
+fn the_registry_can_be_reached_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    // A CA and an etcd certificate for 127.0.0.1 signed by it.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (ca_pem, cert_pem, key_pem) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("etcd.pem"),
+        dir.path().join("etcd.key"),
+    );
+    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    let etcd = Etcd::start_with(dir.path(), Some((cert_pem, key_pem)));
+    let tls = format!("etcds://127.0.0.1:{}?ca={}", etcd.client, ca_pem.display());
+    let (_a, _) = pool_server_at(dir.path(), &tls, "a", 1);
+    wait_until("registered over TLS", 20, || {
+        status_at(&tls)["devices"].as_array().unwrap().len() == 1
+    });
+    // Plain HTTP to a TLS etcd fails.
+    let out = Command::new(common::rgpu())
+        .args(["status", "--registry", &etcd.url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", show(&out));
+    // A program allocated over TLS runs.
+    let out = Command::new(common::rgpu())
+        .args(["run", "--registry", &tls, "--"])
+        .arg(common::c_program("pool_client"))
+        .args(["1", "0.1"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
