@@ -41,6 +41,7 @@ fn main() -> Result<()> {
         Some("setup-cuda") => setup_cuda().map(|p| println!("{}", p.display())),
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("gpu-bin") => gpu_bin(),
         Some("fuzz") => fuzz(
             args.get(1)
                 .map(|s| s.parse().context("SECONDS must be a number"))
@@ -49,11 +50,37 @@ fn main() -> Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <codegen [--check] | import-header [INCLUDE_DIR] | setup-cuda | demo | test | fuzz [SECONDS]>"
+                "usage: cargo xtask <codegen [--check] | import-header [INCLUDE_DIR] | setup-cuda | demo | test | fuzz [SECONDS] | gpu-bin>"
             );
             std::process::exit(2)
         }
     }
+}
+
+/// Release binaries for `bench/gpu-check.sh` on a GPU machine without Rust: `rgpu`, the shim and
+/// `rgpu-bench`, stripped, in `.gpu-bin/` (send it along with the device run's `carry`).
+fn gpu_bin() -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "rgpu-server",
+        "-p",
+        "rgpu-shim",
+        "-p",
+        "rgpu-bench",
+    ]))?;
+    let out = root().join(".gpu-bin");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    for f in ["rgpu", "rgpu-bench", "libcuda.so"] {
+        let dst = out.join(f);
+        std::fs::copy(root().join("target/release").join(f), &dst)
+            .with_context(|| format!("copying {f}"))?;
+        run(Command::new("strip").arg(&dst))?;
+    }
+    println!("{}", out.display());
+    Ok(())
 }
 
 fn facts_path() -> PathBuf {
