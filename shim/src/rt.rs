@@ -340,69 +340,27 @@ pub fn call(req: Request) -> CuResult<Reply> {
 pub fn call_async(req: Request) -> CuResult<()> {
     crate::custom::precheck(&req)?;
     let client = client()?;
-    let hdr = CallHeader {
-        flags: if PTDS.with(|p| p.get()) {
-            flags::PER_THREAD_STREAM
-        } else {
-            0
-        },
-        thread: thread_id(),
-        ctx: current_ctx(),
-        ..Default::default()
-    };
+    let hdr = header(current_ctx());
     if tracing_calls() {
         tracing::info!(target: "rgpu_trace", "  {:?} ctx={:#x} (pipelined)", TraceReq(&req), hdr.ctx);
     }
-    client.send(hdr, &req).map_err(|e| {
-        static ONCE: AtomicBool = AtomicBool::new(false);
-        if !ONCE.swap(true, Ordering::Relaxed) {
-            eprintln!("rgpu: {e}");
-        }
-        CuError::DEVICE_UNAVAILABLE
-    })
+    client.send(hdr, &req).map_err(cuda_error)
 }
 
 /// Sends independent requests of the calling thread at once and waits for all replies.
 pub fn call_batch(reqs: &[Request]) -> CuResult<Vec<Reply>> {
     let client = client()?;
-    let hdr = CallHeader {
-        flags: if PTDS.with(|p| p.get()) {
-            flags::PER_THREAD_STREAM
-        } else {
-            0
-        },
-        thread: thread_id(),
-        ctx: current_ctx(),
-        ..Default::default()
-    };
+    let hdr = header(current_ctx());
     if tracing_calls() {
         tracing::info!(target: "rgpu_trace", "  {} calls at once, first {:?}", reqs.len(), reqs.first().map(TraceReq));
     }
-    client.call_batch(hdr, reqs).map_err(|e| match e {
-        ClientError::Cuda(e) => e,
-        e => {
-            static ONCE: AtomicBool = AtomicBool::new(false);
-            if !ONCE.swap(true, Ordering::Relaxed) {
-                eprintln!("rgpu: {e}");
-            }
-            CuError::DEVICE_UNAVAILABLE
-        }
-    })
+    client.call_batch(hdr, reqs).map_err(cuda_error)
 }
 
 /// Like [`call`], with an explicit context.
 pub fn call_in(ctx: u64, req: Request) -> CuResult<Reply> {
     let client = client()?;
-    let hdr = CallHeader {
-        flags: if PTDS.with(|p| p.get()) {
-            flags::PER_THREAD_STREAM
-        } else {
-            0
-        },
-        thread: thread_id(),
-        ctx,
-        ..Default::default()
-    };
+    let hdr = header(ctx);
     if tracing_calls() {
         tracing::info!(target: "rgpu_trace", "  {:?} ctx={ctx:#x}", TraceReq(&req));
     }
@@ -413,13 +371,35 @@ pub fn call_in(ctx: u64, req: Request) -> CuResult<Reply> {
             }
             Ok(r)
         }
-        Err(ClientError::Cuda(e)) => Err(e),
-        Err(e) => {
+        Err(e) => Err(cuda_error(e)),
+    }
+}
+
+/// The header of a call of this thread in context `ctx`.
+fn header(ctx: u64) -> CallHeader {
+    CallHeader {
+        flags: if PTDS.with(|p| p.get()) {
+            flags::PER_THREAD_STREAM
+        } else {
+            0
+        },
+        thread: thread_id(),
+        ctx,
+        ..Default::default()
+    }
+}
+
+/// The CUDA error a failed call means to the program: the server's own error, or, when the
+/// connection failed, `CUDA_ERROR_DEVICE_UNAVAILABLE` (the reason is printed once).
+fn cuda_error(e: ClientError) -> CuError {
+    match e {
+        ClientError::Cuda(e) => e,
+        e => {
             static ONCE: AtomicBool = AtomicBool::new(false);
             if !ONCE.swap(true, Ordering::Relaxed) {
                 eprintln!("rgpu: {e}");
             }
-            Err(CuError::DEVICE_UNAVAILABLE)
+            CuError::DEVICE_UNAVAILABLE
         }
     }
 }
