@@ -51,16 +51,8 @@ fn sass_only_cubin_is_refused_with_a_reason() {
 #[test]
 fn images_are_uploaded_once_per_server() {
     use std::process::Command;
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut cfg = rgpu_server::server::ServerConfig::new(dir.path().join("state"));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.device = rgpu_server::server::DeviceKind::Cpu;
-    let srv = rt.block_on(rgpu_server::server::start(cfg)).unwrap();
+    let t = common::start_server(|_| {});
+    let srv = &t.srv;
     let module = common::kernel_module("vadd", "fatbin");
     let exe = common::c_program("launch_vadd");
     let run = || {

@@ -337,18 +337,7 @@ fn compressed_payloads_round_trip_through_the_shim_and_the_client() {
     let mut cfg = ClientConfig::new(t.srv.connection.clone());
     cfg.compress = true;
     let c = Client::connect(cfg).unwrap();
-    let h = CallHeader::default();
-    c.call(h, &Request::Init(InitReq { flags: 0 })).unwrap();
-    let Reply::DevicePrimaryCtxRetain(r) = c
-        .call(
-            h,
-            &Request::DevicePrimaryCtxRetain(DevicePrimaryCtxRetainReq { dev: 0 }),
-        )
-        .unwrap()
-    else {
-        panic!()
-    };
-    let h = CallHeader { ctx: r.ctx, ..h };
+    let h = common::primary(&c);
     let n = 8usize << 20;
     let Reply::MemAlloc(a) = c
         .call(h, &Request::MemAlloc(MemAllocReq { bytesize: n as u64 }))
