@@ -15,9 +15,7 @@
 //! * `quota/<user>`: [`Quota`] (set by operators)
 
 use anyhow::{anyhow, bail, Context, Result};
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -702,14 +700,6 @@ pub async fn release(url: &RegistryUrl, id: &str) -> Result<()> {
         ops.push(TxnOp::delete(alloc_dev_key(s, *i), None));
     }
     c.txn(Txn::new().and_then(ops)).await?;
-    Ok(())
-}
-
-/// Removes every key of the pool (tests and operators starting over).
-pub async fn wipe(url: &RegistryUrl) -> Result<()> {
-    let mut c = connect(url).await?;
-    c.delete(PREFIX, Some(DeleteOptions::new().with_prefix()))
-        .await?;
     Ok(())
 }
 
