@@ -1273,12 +1273,8 @@ async fn serve_link(
             .await;
             return Err(why);
         };
-        let client_fd = match &link {
-            Link::Unix(s) => {
-                Some(dup_fd(s.as_raw_fd()).map_err(|e| format!("session {sid}: {e}"))?)
-            }
-            Link::Quic { .. } => None,
-        };
+        // A local client's socket goes to the worker, which serves it directly.
+        let client_fd = unix_fd.as_deref();
         let worker = crate::worker::Worker::spawn(&exe, &cfg, &chosen, &spec, client_fd).await;
         let worker = match worker {
             Ok(w) => w,

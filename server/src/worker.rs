@@ -78,7 +78,7 @@ impl Worker {
         cfg: &ServerConfig,
         devices: &Devices,
         spec: &SessionSpec,
-        client: Option<OwnedFd>,
+        client: Option<&OwnedFd>,
     ) -> Result<Worker, String> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
         let wc = WorkerConfig {
@@ -105,14 +105,20 @@ impl Worker {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        if let Some(fd) = &client {
+        if let Some(fd) = client {
             use std::os::fd::AsRawFd;
             let raw = fd.as_raw_fd();
-            // SAFETY: between fork and exec only dup2 runs (async-signal-safe); it makes the
-            // client's socket descriptor 3 of the worker, without close-on-exec.
+            // SAFETY: between fork and exec only dup2/fcntl run (async-signal-safe); they make
+            // the client's socket descriptor 3 of the worker, without close-on-exec (dup2 onto
+            // itself would leave the flag, so that case clears it directly).
             unsafe {
                 cmd.pre_exec(move || {
-                    if libc::dup2(raw, CLIENT_FD) < 0 {
+                    let r = if raw == CLIENT_FD {
+                        libc::fcntl(raw, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(raw, CLIENT_FD)
+                    };
+                    if r < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -122,8 +128,6 @@ impl Worker {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the worker {}: {e}", exe.display()))?;
-        // The worker has its own copy now.
-        drop(client);
         ours.set_nonblocking(true).map_err(|e| e.to_string())?;
         let mut sock = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
         let status = tokio::time::timeout(
