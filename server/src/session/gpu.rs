@@ -82,6 +82,19 @@ type ImageCache = (HashMap<Vec<u8>, Arc<Vec<u8>>>, usize);
 static IMAGES: std::sync::LazyLock<Mutex<ImageCache>> = std::sync::LazyLock::new(Default::default);
 const IMAGE_CACHE_BYTES: usize = 512 << 20;
 
+/// The client's shared segment and the driver: registered (page-locked) at its first copy, so
+/// that copies through it are DMA.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ShmPin {
+    /// Not tried yet (or its registration ended with its context).
+    Untried,
+    /// Registering failed: it stays pageable.
+    Pageable,
+    /// Registered in session context `ctx` (the registration ends with it); the driver took
+    /// `overhead` bytes of device memory for it, which the session does not show the program.
+    Pinned { ctx: u64, overhead: u64 },
+}
+
 /// One client's session on GPUs.
 pub struct GpuSession {
     /// Session id (logs).
@@ -94,14 +107,8 @@ pub struct GpuSession {
     quota: Mutex<Option<u64>>,
     limits: Mutex<Limits>,
     shm: ShmSegment,
-    /// The segment is page-locked with the driver (registered): copies from and to it are DMA.
-    shm_pinned: std::sync::atomic::AtomicBool,
-    /// Registering the segment was tried (at its first copy, in a context).
-    shm_pin_tried: std::sync::atomic::AtomicBool,
-    /// Device memory the driver took for registering the segment (not shown to the program).
-    shm_pin_overhead: std::sync::atomic::AtomicU64,
-    /// The session context the segment was registered in (its registration ends with it).
-    shm_pin_ctx: std::sync::atomic::AtomicU64,
+    /// Whether the shared segment is page-locked with the driver.
+    shm_pin: Mutex<ShmPin>,
     local: std::sync::atomic::AtomicBool,
     #[allow(dead_code)]
     notify: Notify,
@@ -133,10 +140,7 @@ impl GpuSession {
             quota: Mutex::new(None),
             limits: Mutex::new(Limits::default()),
             shm: ShmSegment::default(),
-            shm_pinned: std::sync::atomic::AtomicBool::new(false),
-            shm_pin_tried: std::sync::atomic::AtomicBool::new(false),
-            shm_pin_overhead: std::sync::atomic::AtomicU64::new(0),
-            shm_pin_ctx: std::sync::atomic::AtomicU64::new(0),
+            shm_pin: Mutex::new(ShmPin::Untried),
             local: std::sync::atomic::AtomicBool::new(false),
             notify,
         })
@@ -495,16 +499,14 @@ impl GpuSession {
     /// needed): copies through it are then DMA, as from pinned memory. Failure leaves it
     /// pageable.
     fn pin_shm(&self, cx: &Cx) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.shm_pin_tried.swap(true, Relaxed) {
+        // Bound before the pin lock is taken: teardown holds the state lock, then takes it.
+        if *lock(&self.shm_pin) != ShmPin::Untried || self.bind(cx.ctx).is_err() {
             return;
         }
-        let Some((base, size)) = self.shm.mapping() else {
+        let mut pin = lock(&self.shm_pin);
+        let Some((base, size)) = self.shm.mapping().filter(|_| *pin == ShmPin::Untried) else {
             return;
         };
-        if self.bind(cx.ctx).is_err() {
-            return;
-        }
         let free_now = || {
             let (mut free, mut total) = (0usize, 0usize);
             // SAFETY: valid out-pointers, a bound context.
@@ -513,29 +515,33 @@ impl GpuSession {
         let before = free_now();
         // SAFETY: the segment is mapped read-write for `size` bytes for the session's life; it
         // is unregistered before it is unmapped (Drop). 1 = CU_MEMHOSTREGISTER_PORTABLE.
-        match unsafe { drv::cuMemHostRegister_v2(base as *mut std::ffi::c_void, size, 1) } {
+        *pin = match unsafe { drv::cuMemHostRegister_v2(base as *mut std::ffi::c_void, size, 1) } {
             Ok(()) => {
-                if let (Ok(b), Ok(a)) = (before, free_now()) {
-                    // Bounded: another session's allocation in between must not count.
-                    let taken = b.saturating_sub(a).min(16 << 20);
-                    self.shm_pin_overhead.store(taken, Relaxed);
-                }
-                self.shm_pin_ctx.store(cx.ctx, Relaxed);
-                self.shm_pinned.store(true, Relaxed);
                 tracing::info!("session {}: shared segment page-locked", self.id);
+                ShmPin::Pinned {
+                    ctx: cx.ctx,
+                    // Bounded: another session's allocation in between must not count.
+                    overhead: match (before, free_now()) {
+                        (Ok(b), Ok(a)) => b.saturating_sub(a).min(16 << 20),
+                        _ => 0,
+                    },
+                }
             }
-            Err(e) => tracing::info!(
-                "session {}: the shared segment stays pageable (registering it: {e:?})",
-                self.id
-            ),
-        }
+            Err(e) => {
+                tracing::info!(
+                    "session {}: the shared segment stays pageable (registering it: {e:?})",
+                    self.id
+                );
+                ShmPin::Pageable
+            }
+        };
     }
 
     /// Before context `handle` (driver context `real`) is destroyed: if the shared segment was
     /// registered in it, unregisters it there; the next copy registers it again in a live one.
     fn unpin_shm_in(&self, handle: u64, real: H) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.shm_pin_ctx.load(Relaxed) != handle || !self.shm_pinned.load(Relaxed) {
+        let mut pin = lock(&self.shm_pin);
+        if !matches!(*pin, ShmPin::Pinned { ctx, .. } if ctx == handle) {
             return;
         }
         if let Some((base, _)) = self.shm.mapping() {
@@ -546,10 +552,7 @@ impl GpuSession {
                 }
             }
         }
-        self.shm_pinned.store(false, Relaxed);
-        self.shm_pin_overhead.store(0, Relaxed);
-        self.shm_pin_ctx.store(0, Relaxed);
-        self.shm_pin_tried.store(false, Relaxed);
+        *pin = ShmPin::Untried;
     }
 
     /// Device→host copy into `out`, waiting for it.
@@ -1049,10 +1052,9 @@ impl Handler for GpuSession {
         unsafe { drv::cuMemGetInfo_v2(&mut free, &mut total)? };
         let (mut free, mut total) = (free as u64, total as u64);
         // The driver's bookkeeping for rgpu's own page-locked segment is not the program's.
-        let overhead = self
-            .shm_pin_overhead
-            .load(std::sync::atomic::Ordering::Relaxed);
-        free = (free + overhead).min(total);
+        if let ShmPin::Pinned { overhead, .. } = *lock(&self.shm_pin) {
+            free = (free + overhead).min(total);
+        }
         if let Some(q) = *lock(&self.quota) {
             let held = self.held_bytes(&self.st());
             total = total.min(q);
@@ -1926,7 +1928,7 @@ impl Handler for GpuSession {
         self.pin_shm(cx);
         if req.byte_count > 0
             && req.is_async
-            && self.shm_pinned.load(std::sync::atomic::Ordering::Relaxed)
+            && matches!(*lock(&self.shm_pin), ShmPin::Pinned { .. })
         {
             // From page-locked memory an async copy is still reading when it returns, but the
             // client may reuse the segment after the reply: stage the bytes (as the driver does
