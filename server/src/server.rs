@@ -234,11 +234,11 @@ struct Live {
     placement: Arc<crate::placement::Placement>,
     /// The sockets of sessions on the local socket (a duplicate of each), to end them at
     /// shutdown.
-    local: std::sync::Mutex<HashMap<u64, Arc<OwnedFd>>>,
+    local: Table<Arc<OwnedFd>>,
     /// QUIC sessions that a client may take up again after losing its connection.
     resumable: crate::resume::Registry,
     /// Pool sessions: session → (allocation, how to end the session).
-    fenced: std::sync::Mutex<HashMap<u64, (String, Ender)>>,
+    fenced: Table<(String, Ender)>,
     /// The pool registry client, once connected.
     pool_client: tokio::sync::Mutex<Option<etcd_client::Client>>,
     /// Set at shutdown: sessions waiting for their client stop waiting.
@@ -275,19 +275,6 @@ impl Live {
 
 /// Ends a session from outside (its connection is closed).
 type Ender = Arc<dyn Fn() + Send + Sync>;
-
-/// Keeps a pool session in the fencing table while it lives.
-struct Fenced(Arc<Live>, u64);
-
-impl Drop for Fenced {
-    fn drop(&mut self) {
-        self.0
-            .fenced
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.1);
-    }
-}
 
 impl Live {
     /// A connected registry client (made on first use; `None` when unreachable).
@@ -1193,7 +1180,9 @@ async fn serve_link(
         )),
         Link::Quic { .. } => None,
     };
-    let _registered = unix_fd.clone().map(|fd| LocalEntry::new(&live, sid, fd));
+    let _registered = unix_fd
+        .clone()
+        .map(|fd| TableEntry::new(&live, |l| &l.local, sid, fd));
     // A client process on this machine is watched directly: when it dies (even by SIGKILL) its
     // session ends at once instead of after the idle timeout.
     let gone = Arc::new(tokio::sync::Notify::new());
@@ -1256,11 +1245,12 @@ async fn serve_link(
                 }
                 _ => Arc::new(|| {}),
             };
-            live.fenced
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(sid, (alloc.clone(), end));
-            Some(Fenced(live.clone(), sid))
+            Some(TableEntry::new(
+                &live,
+                |l| &l.fenced,
+                sid,
+                (alloc.clone(), end),
+            ))
         }
         _ => None,
     };
@@ -1422,26 +1412,36 @@ async fn quic_session(
     .await
 }
 
-/// A session's entry in the server's table of local-socket sessions, removed when dropped.
-struct LocalEntry(Arc<Live>, u64);
+/// One of the server's per-session tables (local sockets, fenced pool sessions).
+type Table<V> = std::sync::Mutex<HashMap<u64, V>>;
 
-impl LocalEntry {
-    fn new(live: &Arc<Live>, sid: u64, fd: Arc<OwnedFd>) -> Self {
-        live.local
+/// A session's entry in one of the server's tables, removed when dropped.
+struct TableEntry<V: 'static> {
+    live: Arc<Live>,
+    sid: u64,
+    table: fn(&Live) -> &Table<V>,
+}
+
+impl<V: 'static> TableEntry<V> {
+    fn new(live: &Arc<Live>, table: fn(&Live) -> &Table<V>, sid: u64, v: V) -> Self {
+        table(live)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(sid, fd);
-        LocalEntry(live.clone(), sid)
+            .insert(sid, v);
+        TableEntry {
+            live: live.clone(),
+            sid,
+            table,
+        }
     }
 }
 
-impl Drop for LocalEntry {
+impl<V: 'static> Drop for TableEntry<V> {
     fn drop(&mut self) {
-        self.0
-            .local
+        (self.table)(&self.live)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.1);
+            .remove(&self.sid);
     }
 }
 
