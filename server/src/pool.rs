@@ -418,14 +418,26 @@ pub async fn check_allocation(
     Ok(rec)
 }
 
-/// Whether allocation `alloc` still exists: `Some(false)` when it is gone, `None` when the
-/// registry cannot be asked (sessions then go on).
-pub async fn allocation_exists(c: &mut Client, alloc: &str) -> Option<bool> {
-    let r = tokio::time::timeout(Duration::from_secs(3), c.get(alloc_key(alloc), None))
-        .await
-        .ok()?
-        .ok()?;
-    Some(!r.kvs().is_empty())
+/// The ids of the allocations that exist now (one read), or `None` when the registry cannot be
+/// asked (sessions then go on).
+pub async fn live_allocations(c: &mut Client) -> Option<std::collections::HashSet<String>> {
+    let prefix = alloc_key("");
+    let r = tokio::time::timeout(
+        Duration::from_secs(3),
+        c.get(
+            prefix.clone(),
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        ),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(
+        r.kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok()?.strip_prefix(&prefix).map(str::to_string))
+            .collect(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

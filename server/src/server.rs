@@ -305,24 +305,21 @@ async fn fence(live: Arc<Live>, cfg: PoolConfig) {
         let Some(mut c) = live.pool_client(&cfg).await else {
             continue;
         };
+        let Some(alive) = crate::pool::live_allocations(&mut c).await else {
+            // Reconnect next time.
+            *live.pool_client.lock().await = None;
+            continue;
+        };
         for (sid, alloc, end) in sessions {
-            match crate::pool::allocation_exists(&mut c, &alloc).await {
-                Some(false) => {
-                    tracing::warn!(
-                        "session {sid}: allocation {alloc} is gone from the pool; ending the session"
-                    );
-                    end();
-                    live.fenced
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&sid);
-                }
-                Some(true) => {}
-                None => {
-                    // Reconnect next time.
-                    *live.pool_client.lock().await = None;
-                    break;
-                }
+            if !alive.contains(&alloc) {
+                tracing::warn!(
+                    "session {sid}: allocation {alloc} is gone from the pool; ending the session"
+                );
+                end();
+                live.fenced
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&sid);
             }
         }
     }
