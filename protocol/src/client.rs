@@ -72,6 +72,8 @@ pub struct ClientConfig {
     /// Extra QUIC connections (each with its own I/O thread) that carry the chunks of large
     /// copies beside the main one, when one core's packet and crypto work is the limit.
     pub bulk_lanes: usize,
+    /// This server's number among the client's servers (`Hello::namespace`; 0: the only one).
+    pub namespace: u8,
 }
 
 /// Which path a client takes to its server (`RGPU_TRANSPORT`).
@@ -114,6 +116,7 @@ impl ClientConfig {
             transport: TransportChoice::Auto,
             resume_window: Duration::from_secs(20),
             bulk_lanes: 0,
+            namespace: 0,
         }
     }
 }
@@ -1364,12 +1367,17 @@ fn hello(cfg: &ClientConfig, resume: Option<wire::Resume>) -> Hello {
         pid: std::process::id(),
         host: hostname(),
         client_version: crate::VERSION.to_string(),
-        visible_devices: std::env::var("RGPU_VISIBLE_DEVICES").ok(),
+        visible_devices: cfg
+            .conn
+            .visible_devices
+            .clone()
+            .or_else(|| std::env::var("RGPU_VISIBLE_DEVICES").ok()),
         compress: cfg.compress,
         resume,
         allocation: std::env::var("RGPU_ALLOCATION")
             .ok()
             .filter(|a| !a.is_empty()),
+        namespace: cfg.namespace,
     }
 }
 

@@ -56,6 +56,10 @@ pub struct ConnectionFile {
     /// Host name of the machine whose `local_socket` this is.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host: String,
+    /// Which of the server's devices the client uses (`CUDA_VISIBLE_DEVICES` syntax); when set,
+    /// it replaces the client's `RGPU_VISIBLE_DEVICES` for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_devices: Option<String>,
 }
 
 impl ConnectionFile {
@@ -125,6 +129,76 @@ impl ConnectionFile {
     }
 }
 
+/// The servers of a client that spreads its devices over several of them (`rgpu run --registry`
+/// writes one when an allocation spans servers): `{"servers": [connection file, …]}`. The
+/// program sees the devices of the first server first, then those of the second, and so on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerSet {
+    /// One entry per server, each a complete connection file.
+    pub servers: Vec<ConnectionFile>,
+}
+
+impl ServerSet {
+    /// Reads a connection file or a server set (a plain connection file is a set of one).
+    pub fn read(path: &Path) -> Result<Vec<ConnectionFile>, ConnFileError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConnFileError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let with_path = |e: ConnFileError| match e {
+            ConnFileError::Parse { source, .. } => ConnFileError::Parse {
+                path: p.clone(),
+                source,
+            },
+            ConnFileError::Invalid { what, .. } => ConnFileError::Invalid {
+                path: p.clone(),
+                what,
+            },
+            other => other,
+        };
+        let is_set = serde_json::from_str::<serde_json::Value>(&text)
+            .map(|v| v.get("servers").is_some())
+            .unwrap_or(false);
+        if !is_set {
+            return ConnectionFile::parse(&text)
+                .map(|c| vec![c])
+                .map_err(with_path);
+        }
+        let set: ServerSet = serde_json::from_str(&text).map_err(|source| {
+            with_path(ConnFileError::Parse {
+                path: String::new(),
+                source,
+            })
+        })?;
+        if set.servers.is_empty() || set.servers.len() > 250 {
+            return Err(with_path(ConnFileError::Invalid {
+                path: String::new(),
+                what: "`servers` must list 1 to 250 servers".into(),
+            }));
+        }
+        for (i, c) in set.servers.iter().enumerate() {
+            c.validate().map_err(|e| match e {
+                ConnFileError::Invalid { what, .. } => ConnFileError::Invalid {
+                    path: p.clone(),
+                    what: format!("server {i}: {what}"),
+                },
+                other => other,
+            })?;
+        }
+        Ok(set.servers)
+    }
+
+    /// Writes the set with owner-only permissions (0600).
+    pub fn write(&self, path: &Path) -> Result<(), ConnFileError> {
+        let text = serde_json::to_string_pretty(self).expect("serialisable") + "\n";
+        crate::transport::write_private(path, text.as_bytes()).map_err(|source| ConnFileError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +212,7 @@ mod tests {
             insecure: false,
             local_socket: None,
             host: String::new(),
+            visible_devices: None,
         }
     }
 
@@ -152,6 +227,34 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn server_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one.json");
+        good().write(&one).unwrap();
+        assert_eq!(ServerSet::read(&one).unwrap(), vec![good()]);
+        let mut second = good();
+        second.address = "10.0.0.2:7600".into();
+        second.visible_devices = Some("1".into());
+        let set = ServerSet {
+            servers: vec![good(), second.clone()],
+        };
+        let p = dir.path().join("set.json");
+        set.write(&p).unwrap();
+        assert_eq!(ServerSet::read(&p).unwrap(), vec![good(), second]);
+        std::fs::write(&p, r#"{"servers": []}"#).unwrap();
+        assert!(ServerSet::read(&p).is_err());
+        let mut bad = good();
+        bad.token.clear();
+        ServerSet {
+            servers: vec![good(), bad],
+        }
+        .write(&p)
+        .unwrap();
+        let e = ServerSet::read(&p).unwrap_err().to_string();
+        assert!(e.contains("server 1") && e.contains("token"), "{e}");
     }
 
     #[test]

@@ -241,6 +241,10 @@ pub struct Hello {
     /// The pool allocation the session belongs to (`rgpu run --registry`); a pool server accepts
     /// sessions only for allocations that exist.
     pub allocation: Option<String>,
+    /// A client that uses several servers at once numbers them 1, 2, …; the server then puts
+    /// this session's handles and CPU-device addresses in that number's space, so that no two
+    /// servers hand the client the same value (0: a client of one server).
+    pub namespace: u8,
 }
 
 /// A reconnecting client's claim on its session.

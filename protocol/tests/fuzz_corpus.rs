@@ -141,6 +141,7 @@ fn seed_handshakes() -> Vec<Vec<u8>> {
             lane: false,
         }),
         allocation: Some("00ab".into()),
+        namespace: 2,
     };
     let welcome = HandshakeReply::Welcome(Welcome {
         session: 7,

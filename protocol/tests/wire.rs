@@ -193,6 +193,7 @@ fn handshake_frames_carry_magic_and_version_before_the_body() {
             lane: false,
         }),
         allocation: Some("00ab".into()),
+        namespace: 2,
     };
     let f = wire::handshake_frame(kind::HELLO, 77, &hello);
     let (v, body) = wire::parse_handshake(kind::HELLO, &f[4..]).unwrap();

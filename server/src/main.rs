@@ -187,9 +187,13 @@ struct AllocArgs {
     /// Allocate the devices from this pool (etcd://HOST:PORT) instead of using a connection file.
     #[arg(long, env = "RGPU_REGISTRY", conflicts_with = "connection_file")]
     registry: Option<rgpu_server::pool::RegistryUrl>,
-    /// Number of devices (all from one server; the program sees them as devices 0..N-1).
+    /// Number of devices; the program sees them as devices 0..N-1. They come from one server
+    /// when one has them all, else from several (see --same-server).
     #[arg(long, default_value_t = 1)]
     gpus: usize,
+    /// Take all devices from one server or none (peer access, no copies staged between servers).
+    #[arg(long)]
+    same_server: bool,
     /// Least memory of each device, e.g. 16G.
     #[arg(long, value_parser = parse_size)]
     min_memory: Option<u64>,
@@ -509,6 +513,7 @@ fn run_in_pool(
         min_cc,
         spread: a.spread,
         memory_quota: a.memory_quota,
+        same_server: a.same_server,
     };
     let who = (
         std::env::var("USER")
@@ -530,46 +535,52 @@ fn run_in_pool(
         a.lease_ttl.clamp(2, 3600),
         who,
     ))?;
-    eprintln!(
-        "rgpu: allocation {} on server {} ({}): device(s) {}",
-        alloc.record.id,
-        alloc.server.id,
-        alloc.server.advertise,
+    let on = |id: &str| {
         alloc
             .record
             .devices
             .iter()
+            .filter(|(s, _)| s == id)
             .map(|(_, i)| i.to_string())
             .collect::<Vec<_>>()
             .join(",")
+    };
+    eprintln!(
+        "rgpu: allocation {}: {}",
+        alloc.record.id,
+        alloc
+            .servers
+            .iter()
+            .map(|(s, _)| format!("server {} ({}) device(s) {}", s.id, s.advertise, on(&s.id)))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     let result = (|| {
         let (tmp, libdir) = shim_dir()?;
-        let cf = ConnectionFile {
-            address: alloc.server.advertise.clone(),
-            server_name: alloc.server.server_name.clone(),
-            fingerprint: alloc.server.fingerprint.clone(),
-            token: alloc.token.clone(),
-            insecure: alloc.server.fingerprint.is_empty(),
-            local_socket: None,
-            host: String::new(),
-        };
-        let conn_path = tmp.path().join("connection.json");
-        cf.write(&conn_path)?;
-        let visible = alloc
-            .record
-            .devices
+        let files: Vec<ConnectionFile> = alloc
+            .servers
             .iter()
-            .map(|(_, i)| i.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+            .map(|(s, token)| ConnectionFile {
+                address: s.advertise.clone(),
+                server_name: s.server_name.clone(),
+                fingerprint: s.fingerprint.clone(),
+                token: token.clone(),
+                insecure: s.fingerprint.is_empty(),
+                local_socket: None,
+                host: String::new(),
+                // Each server's session sees exactly the allocation's devices there.
+                visible_devices: Some(on(&s.id)),
+            })
+            .collect();
+        let conn_path = tmp.path().join("connection.json");
+        match files.as_slice() {
+            [one] => one.write(&conn_path)?,
+            _ => rgpu_protocol::connfile::ServerSet { servers: files }.write(&conn_path)?,
+        }
         launch(
             &libdir,
             &conn_path,
-            &[
-                ("RGPU_VISIBLE_DEVICES", visible),
-                ("RGPU_ALLOCATION", alloc.record.id.clone()),
-            ],
+            &[("RGPU_ALLOCATION", alloc.record.id.clone())],
             program,
         )
     })();

@@ -456,6 +456,9 @@ pub struct Request {
     pub spread: bool,
     /// Device memory each session may hold.
     pub memory_quota: Option<u64>,
+    /// All devices must come from one server (otherwise one server is preferred, and an
+    /// allocation that fits on none spans several).
+    pub same_server: bool,
 }
 
 fn cc_of(s: &str) -> (u32, u32) {
@@ -463,8 +466,12 @@ fn cc_of(s: &str) -> (u32, u32) {
     (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
 }
 
-/// Picks devices for `req` in `snap`: all on one server (one client process talks to one
-/// server), the best fit by free memory. `Err` says why nothing fits.
+/// Picks devices for `req` in `snap`. One server that has them all is preferred (the devices
+/// can reach each other directly there), the best fit by free memory (`spread`: the most free
+/// memory). Otherwise, unless `same_server`, the allocation spans servers: `pack` takes the
+/// fewest servers (those with the most matching devices first), `spread` the devices with the
+/// most free memory wherever they are. The result lists each server's devices together.
+/// `Err` says why nothing fits.
 pub fn choose(snap: &Snapshot, req: &Request) -> Result<Vec<(String, u32)>, String> {
     let mut by_server: BTreeMap<&str, Vec<&DeviceRecord>> = BTreeMap::new();
     let (mut total, mut free_now) = (0, 0);
@@ -483,14 +490,16 @@ pub fn choose(snap: &Snapshot, req: &Request) -> Result<Vec<(String, u32)>, Stri
         by_server.entry(&d.server).or_default().push(d);
     }
     let free = |d: &DeviceRecord| d.free.unwrap_or(d.memory);
-    let mut best: Option<(u64, Vec<(String, u32)>)> = None;
     for devs in by_server.values_mut() {
-        if devs.len() < req.gpus {
-            continue;
-        }
         devs.sort_by_key(|d| (free(d), d.index));
         if req.spread {
             devs.reverse();
+        }
+    }
+    let mut best: Option<(u64, Vec<(String, u32)>)> = None;
+    for devs in by_server.values() {
+        if devs.len() < req.gpus {
+            continue;
         }
         let pick: Vec<&DeviceRecord> = devs[..req.gpus].to_vec();
         let score: u64 = pick.iter().map(|d| free(d)).sum();
@@ -511,15 +520,43 @@ pub fn choose(snap: &Snapshot, req: &Request) -> Result<Vec<(String, u32)>, Stri
             ));
         }
     }
-    best.map(|(_, p)| p).ok_or_else(|| {
-        format!(
-            "no server has {} free device(s) matching (min memory {} MiB, min compute capability {}.{}); the pool has {total} device(s), {free_now} free",
-            req.gpus,
-            req.min_memory >> 20,
-            req.min_cc.0,
-            req.min_cc.1
-        )
-    })
+    if let Some((_, p)) = best {
+        return Ok(p);
+    }
+    let matching: usize = by_server.values().map(Vec::len).sum();
+    if !req.same_server && matching >= req.gpus {
+        let mut picked: Vec<&DeviceRecord> = if req.spread {
+            let mut all: Vec<&DeviceRecord> = by_server.values().flatten().copied().collect();
+            all.sort_by_key(|d| (std::cmp::Reverse(free(d)), d.server.clone(), d.index));
+            all.truncate(req.gpus);
+            all
+        } else {
+            let mut servers: Vec<&Vec<&DeviceRecord>> = by_server.values().collect();
+            servers.sort_by_key(|v| std::cmp::Reverse(v.len()));
+            servers
+                .into_iter()
+                .flatten()
+                .copied()
+                .take(req.gpus)
+                .collect()
+        };
+        // Each server's devices together, servers in name order (the program's numbering).
+        picked.sort_by(|a, b| {
+            a.server
+                .cmp(&b.server)
+                .then(free(a).cmp(&free(b)))
+                .then(a.index.cmp(&b.index))
+        });
+        return Ok(picked.iter().map(|d| (d.server.clone(), d.index)).collect());
+    }
+    Err(format!(
+        "{} {} free device(s) matching (min memory {} MiB, min compute capability {}.{}); the pool has {total} device(s), {free_now} free",
+        if req.same_server { "no server has" } else { "the pool has no" },
+        req.gpus,
+        req.min_memory >> 20,
+        req.min_cc.0,
+        req.min_cc.1
+    ))
 }
 
 /// Whether `user` may take `devices` on top of what it holds (its quota in `snap`).
@@ -572,10 +609,9 @@ pub async fn set_quota(url: &RegistryUrl, user: &str, q: Option<Quota>) -> Resul
 pub struct Allocation {
     /// The record as committed.
     pub record: AllocRecord,
-    /// Where to connect.
-    pub server: ServerRecord,
-    /// The server's access token.
-    pub token: String,
+    /// Where to connect: each server of the allocation (in the order of `record.devices`) with
+    /// its access token.
+    pub servers: Vec<(ServerRecord, String)>,
     lease: i64,
     client: Client,
     keeper: tokio::task::JoinHandle<()>,
@@ -649,18 +685,25 @@ pub async fn allocate(
                     .await?
                     .succeeded();
                 if committed {
-                    let server = snap
-                        .servers
-                        .get(&devices[0].0)
-                        .cloned()
-                        .context("the server vanished")?;
-                    let token = c
-                        .get(format!("{PREFIX}secrets/{}", server.id), None)
-                        .await?
-                        .kvs()
-                        .first()
-                        .and_then(|kv| kv.value_str().ok().map(str::to_string))
-                        .unwrap_or_default();
+                    let mut servers: Vec<(ServerRecord, String)> = Vec::new();
+                    for (id, _) in &devices {
+                        if servers.iter().any(|(s, _)| &s.id == id) {
+                            continue;
+                        }
+                        let server = snap
+                            .servers
+                            .get(id)
+                            .cloned()
+                            .context("the server vanished")?;
+                        let token = c
+                            .get(format!("{PREFIX}secrets/{}", server.id), None)
+                            .await?
+                            .kvs()
+                            .first()
+                            .and_then(|kv| kv.value_str().ok().map(str::to_string))
+                            .unwrap_or_default();
+                        servers.push((server, token));
+                    }
                     let (mut keeper, mut acks) = c.lease_keep_alive(lease).await?;
                     let every = Duration::from_millis((ttl as u64 * 1000 / 3).max(300));
                     let keeper = tokio::spawn(async move {
@@ -674,8 +717,7 @@ pub async fn allocate(
                     });
                     return Ok(Allocation {
                         record: rec,
-                        server,
-                        token,
+                        servers,
                         lease,
                         client: c,
                         keeper,
@@ -782,6 +824,7 @@ mod tests {
             min_cc: (0, 0),
             spread,
             memory_quota: None,
+            same_server: false,
         }
     }
 
@@ -804,9 +847,23 @@ mod tests {
             choose(&s, &req(1, 12 << 30, false)).unwrap(),
             vec![("b".into(), 0)]
         );
-        // Two devices must come from one server.
+        // Two devices come from one server when one has them.
         let two = choose(&s, &req(2, 0, false)).unwrap();
         assert!(two.iter().all(|(srv, _)| srv == "a"), "{two:?}");
+        // Three span servers (each server's devices together), unless asked not to.
+        let three = choose(&s, &req(3, 0, false)).unwrap();
+        assert_eq!(three.len(), 3);
+        assert_eq!(
+            three.iter().filter(|(srv, _)| srv == "a").count(),
+            2,
+            "{three:?}"
+        );
+        assert!(three.windows(2).all(|w| w[0].0 <= w[1].0), "{three:?}");
+        let mut one = req(3, 0, false);
+        one.same_server = true;
+        let e = choose(&s, &one).unwrap_err();
+        assert!(e.contains("no server has 3"), "{e}");
+        assert!(choose(&s, &req(4, 0, false)).is_err());
         let s = snap(vec![dev("a", 0, 8 << 30, 8 << 30)], &[("a", 0)]);
         let e = choose(&s, &req(1, 0, false)).unwrap_err();
         assert!(e.contains("1 device(s), 0 free"), "{e}");

@@ -664,6 +664,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         } else {
             String::new()
         },
+        visible_devices: None,
     };
     let connection_path = cfg
         .connection_file
@@ -1167,6 +1168,7 @@ async fn serve_link(
         devices: visible,
         limits: cfg.limits,
         compress: hello.compress,
+        namespace: hello.namespace,
     };
     let who = format!("client pid {} on {} from {remote}", hello.pid, hello.host);
     // On the local socket, a duplicate of the socket lets the server end the session from
@@ -1509,6 +1511,8 @@ pub struct SessionSpec {
     pub limits: crate::session::Limits,
     /// Compress large reply bodies (the client asked for it).
     pub compress: bool,
+    /// The client's number for this server (`Hello::namespace`).
+    pub namespace: u8,
 }
 
 /// A notify callback that sends output frames into `tx`.
@@ -1528,6 +1532,7 @@ pub(crate) fn new_session(
     Ok(match devices {
         Devices::Cpu(d) => {
             let s = Session::with_notify(spec.id, d.clone(), notify);
+            s.set_namespace(spec.namespace);
             s.set_memory_quota(spec.quota);
             s.set_limits(spec.limits);
             s.set_local(spec.local);
@@ -1536,6 +1541,7 @@ pub(crate) fn new_session(
         Devices::Gpu(ords) => {
             let s = GpuSession::new(spec.id, ords, notify)
                 .map_err(|e| format!("the server's GPUs are unavailable: {e}"))?;
+            s.set_namespace(spec.namespace);
             s.set_memory_quota(spec.quota);
             s.set_limits(spec.limits);
             s.set_local(spec.local);

@@ -30,9 +30,10 @@ const CTX_FLAGS_MASK: u32 = 0x07 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100;
 static HANDLES: AtomicU64 = AtomicU64::new(0x1000);
 static CTX_IDS: AtomicU64 = AtomicU64::new(1);
 
-fn new_handle() -> u64 {
+/// A fresh handle in namespace `ns` (the top byte; see `Hello::namespace`).
+fn new_handle(ns: u8) -> u64 {
     // Globally unique, so a handle of one session is never valid in another.
-    HANDLES.fetch_add(0x10, Ordering::Relaxed)
+    ((ns as u64) << 56) | HANDLES.fetch_add(0x10, Ordering::Relaxed)
 }
 
 /// Per-call context: who is calling and with which current context.
@@ -79,9 +80,9 @@ struct Primaries(HashMap<i32, Primary>);
 
 impl Primaries {
     /// The entry of device `dev`, made (with a fresh handle) on first use.
-    fn entry(&mut self, dev: i32) -> &mut Primary {
+    fn entry(&mut self, dev: i32, ns: u8) -> &mut Primary {
         self.0.entry(dev).or_insert_with(|| Primary {
-            handle: new_handle(),
+            handle: new_handle(ns),
             refs: 0,
             flags: 0,
         })
@@ -243,6 +244,9 @@ pub struct Session {
     local: std::sync::atomic::AtomicBool,
     /// The client's shared-memory segment, once attached: (address, size).
     shm: ShmSegment,
+    /// The client's number for this server: the top byte of this session's handles, and the
+    /// address space of its allocations (`Hello::namespace`).
+    ns: std::sync::atomic::AtomicU8,
 }
 
 impl Session {
@@ -264,7 +268,17 @@ impl Session {
             inflight: Arc::new(AtomicU64::new(0)),
             local: std::sync::atomic::AtomicBool::new(false),
             shm: ShmSegment::default(),
+            ns: Default::default(),
         }
+    }
+
+    /// Sets the client's number for this server (before the session's first call).
+    pub fn set_namespace(&self, ns: u8) {
+        self.ns.store(ns, Ordering::Relaxed);
+    }
+
+    fn ns(&self) -> u8 {
+        self.ns.load(Ordering::Relaxed)
     }
 
     /// Marks the client as connected from this machine.
@@ -496,18 +510,16 @@ impl Session {
     }
 
     /// A device range owned by this session and inside one allocation.
+    /// The memory at `[ptr, ptr+len)`: an allocation of any of the session's devices (unified
+    /// addressing: a copy may name another device's memory, as peer copies do).
     fn region(&self, cx: &Cx, ptr: u64, len: u64) -> CuResult<Region> {
         let st = self.st();
-        let ctx = self.ctx(&st, cx)?;
-        let dev = ctx.device;
+        self.ctx(&st, cx)?;
         let (_, a) = st
             .allocs
             .range(..=ptr)
             .next_back()
             .ok_or(CuError::INVALID_VALUE)?;
-        if a.device != dev && !self.devices.is_empty() {
-            return Err(CuError::INVALID_VALUE);
-        }
         let device = self.devices[a.device as usize].clone();
         drop(st);
         // The device checks that the range lies inside that allocation.
@@ -1104,7 +1116,7 @@ impl Handler for Session {
         self.device(req.dev)?;
         let mut st = self.st();
         let (handle, refs, flags) = {
-            let p = st.primaries.entry(req.dev);
+            let p = st.primaries.entry(req.dev, self.ns());
             p.refs += 1;
             (p.handle, p.refs, p.flags)
         };
@@ -1169,7 +1181,7 @@ impl Handler for Session {
             return Err(CuError::INVALID_VALUE);
         }
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev);
+        let p = st.primaries.entry(req.dev, self.ns());
         p.flags = req.flags;
         let h = p.handle;
         if let Some(c) = st.contexts.get_mut(&h) {
@@ -1183,7 +1195,7 @@ impl Handler for Session {
         if !ctx_flags_ok(req.flags) {
             return Err(CuError::INVALID_VALUE);
         }
-        let handle = new_handle();
+        let handle = new_handle(self.ns());
         let mut st = self.st();
         self.new_ctx(&mut st, req.dev, req.flags, false, handle);
         Ok(CtxCreateRep { ctx: handle })
@@ -1206,7 +1218,7 @@ impl Handler for Session {
     ) -> CuResult<DevicePrimaryCtxHandleRep> {
         self.device(req.dev)?;
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev);
+        let p = st.primaries.entry(req.dev, self.ns());
         Ok(DevicePrimaryCtxHandleRep { ctx: p.handle })
     }
 
@@ -1338,7 +1350,7 @@ impl Handler for Session {
                 return Err(CuError::OUT_OF_MEMORY);
             }
         }
-        let ptr = self.devices[dev as usize].alloc(req.bytesize)?;
+        let ptr = self.devices[dev as usize].alloc(req.bytesize, self.ns())?;
         st.allocs.insert(
             ptr,
             Alloc {
@@ -1808,7 +1820,7 @@ impl Handler for Session {
         if st.streams.len() >= self.limits().streams {
             return Err(CuError::OUT_OF_MEMORY);
         }
-        let h = new_handle();
+        let h = new_handle(self.ns());
         st.streams.insert(
             h,
             Stream::new(h, cx.ctx, req.flags, req.priority.clamp(-5, 0)),
@@ -1918,7 +1930,7 @@ impl Handler for Session {
         if st.events.len() >= self.limits().events {
             return Err(CuError::OUT_OF_MEMORY);
         }
-        let h = new_handle();
+        let h = new_handle(self.ns());
         st.events.insert(
             h,
             Arc::new(Event {

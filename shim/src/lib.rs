@@ -8,6 +8,7 @@
 mod custom;
 #[allow(missing_docs)]
 mod generated;
+mod multi;
 mod rt;
 mod shm;
 

@@ -1,8 +1,9 @@
 //! The shim's runtime: the guard around every export, lazy per-process connection, the
 //! per-thread context stack, tracing, and helpers the generated code uses.
 
+use crate::multi::{self, Servers};
 use rgpu_protocol::client::{Client, ClientConfig, ClientError, OutputSink};
-use rgpu_protocol::connfile::ConnectionFile;
+use rgpu_protocol::connfile::{ConnectionFile, ServerSet};
 use rgpu_protocol::error::{CuError, CuResult};
 use rgpu_protocol::messages::{Reply, Request};
 use rgpu_protocol::wire::{flags, CallHeader};
@@ -26,7 +27,7 @@ thread_local! {
 
 struct Connection {
     pid: u32,
-    result: Result<Arc<Client>, String>,
+    result: Result<Arc<Servers>, String>,
 }
 
 static CONN: Mutex<Option<Connection>> = Mutex::new(None);
@@ -143,22 +144,32 @@ extern "C" fn at_exit() {
     // Close our connection so the server frees this process's resources immediately. Never
     // block on a lock another thread may hold at exit.
     let _ = std::panic::catch_unwind(|| {
-        let client = match CONN.try_lock() {
+        let servers = match CONN.try_lock() {
             Ok(g) => g
                 .as_ref()
                 .filter(|c| c.pid == std::process::id())
                 .and_then(|c| c.result.clone().ok()),
             Err(_) => None,
         };
-        if let Some(c) = client {
-            c.shutdown(std::time::Duration::from_millis(250));
+        for s in servers.iter().flat_map(|s| s.list.iter()) {
+            s.client.shutdown(std::time::Duration::from_millis(250));
         }
     });
 }
 
-fn connection_config() -> Result<ClientConfig, String> {
+/// The servers this process uses: the connection file (or server set) named by
+/// `RGPU_CONNECTION_FILE`, else the one server of `RGPU_SERVER`.
+fn connection_files() -> Result<Vec<ConnectionFile>, String> {
     let conn = if let Ok(path) = std::env::var("RGPU_CONNECTION_FILE") {
-        ConnectionFile::read(std::path::Path::new(&path)).map_err(|e| e.to_string())?
+        let set = ServerSet::read(std::path::Path::new(&path)).map_err(|e| e.to_string())?;
+        if set.len() > multi::MAX_SERVERS {
+            return Err(format!(
+                "{path} lists {} servers; a process may use at most {}",
+                set.len(),
+                multi::MAX_SERVERS
+            ));
+        }
+        return Ok(set);
     } else if let Ok(addr) = std::env::var("RGPU_SERVER") {
         let insecure = std::env::var("RGPU_INSECURE").is_ok_and(|v| v == "1");
         let cf = ConnectionFile {
@@ -169,6 +180,7 @@ fn connection_config() -> Result<ClientConfig, String> {
             insecure,
             local_socket: None,
             host: String::new(),
+            visible_devices: None,
         };
         cf.validate().map_err(|e| {
             format!("RGPU_SERVER/RGPU_TOKEN/RGPU_FINGERPRINT: {e} (set RGPU_INSECURE=1 only for a server started with --insecure)")
@@ -177,6 +189,11 @@ fn connection_config() -> Result<ClientConfig, String> {
     } else {
         return Err("no rgpu server configured: run the program with `rgpu run -- PROGRAM`, or set RGPU_CONNECTION_FILE".into());
     };
+    Ok(vec![conn])
+}
+
+/// The client settings for `conn`, from the environment.
+fn client_config(conn: ConnectionFile) -> Result<ClientConfig, String> {
     let mut cfg = ClientConfig::new(conn);
     cfg.output = OutputSink(Arc::new(c_stdio_output));
     if let Some(t) = std::env::var("RGPU_TIMEOUT")
@@ -237,9 +254,13 @@ fn c_stdio_output(stream: u8, data: &[u8]) {
     }
 }
 
-/// Whether the server of this process's connection is on this machine (loopback address).
+/// Whether the server of this process's connection is on this machine (loopback address); false
+/// for a process with several servers.
 pub fn server_is_local() -> bool {
-    let Ok(cfg) = connection_config() else {
+    let Ok(files) = connection_files() else {
+        return false;
+    };
+    let [conn] = files.as_slice() else {
         return false;
     };
     if let Ok(c) = client() {
@@ -248,17 +269,26 @@ pub fn server_is_local() -> bool {
         }
     }
     use std::net::ToSocketAddrs;
-    cfg.conn
-        .address
+    conn.address
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
         .is_some_and(|a| a.ip().is_loopback())
 }
 
-/// The connection of this process, made on first use. A forked child gets its own: the parent's
-/// client (whose I/O thread does not exist in the child) is leaked, never dropped.
+/// The connection of this process (its first server's when it has several).
 pub fn client() -> CuResult<Arc<Client>> {
+    servers().map(|s| s.list[0].client.clone())
+}
+
+/// The servers of this process when it has more than one.
+pub fn multi() -> CuResult<Option<Arc<Servers>>> {
+    servers().map(|s| s.is_multi().then_some(s))
+}
+
+/// The connections of this process, made on first use. A forked child gets its own: the
+/// parent's clients (whose I/O threads do not exist in the child) are leaked, never dropped.
+fn servers() -> CuResult<Arc<Servers>> {
     let pid = std::process::id();
     let mut g = CONN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = g.as_ref() {
@@ -268,8 +298,10 @@ pub fn client() -> CuResult<Arc<Client>> {
         // Forked child: forget the parent's connection without running its destructors (a
         // local socket is let go of, so it cannot be written to by mistake).
         if let Some(old) = g.take() {
-            if let Ok(c) = &old.result {
-                c.abandon_after_fork();
+            if let Ok(s) = &old.result {
+                for s in &s.list {
+                    s.client.abandon_after_fork();
+                }
             }
             std::mem::forget(old);
         }
@@ -280,12 +312,20 @@ pub fn client() -> CuResult<Arc<Client>> {
         // SAFETY: registering a plain extern "C" fn with no captured state.
         unsafe { libc::atexit(at_exit) };
     });
-    let result = connection_config()
-        .and_then(|cfg| {
+    let result = connection_files().and_then(|files| {
+        let n = files.len();
+        let mut clients = Vec::with_capacity(n);
+        for (i, conn) in files.into_iter().enumerate() {
+            let mut cfg = client_config(conn)?;
+            // Several servers: each puts this session's handles in its own number's space.
+            cfg.namespace = if n > 1 { i as u8 + 1 } else { 0 };
             let addr = cfg.conn.address.clone();
-            Client::connect(cfg).map_err(|e| format!("cannot use the rgpu server at {addr}: {e}"))
-        })
-        .map(Arc::new);
+            let c = Client::connect(cfg)
+                .map_err(|e| format!("cannot use the rgpu server at {addr}: {e}"))?;
+            clients.push(Arc::new(c));
+        }
+        Ok(Arc::new(Servers::new(clients)))
+    });
     if let Err(e) = &result {
         eprintln!("rgpu: {e}");
     }
@@ -339,18 +379,34 @@ pub fn call(req: Request) -> CuResult<Reply> {
 /// thread's next call that waits.
 pub fn call_async(req: Request) -> CuResult<()> {
     crate::custom::precheck(&req)?;
-    let client = client()?;
-    let hdr = header(current_ctx());
-    if tracing_calls() {
-        tracing::info!(target: "rgpu_trace", "  {:?} ctx={:#x} (pipelined)", TraceReq(&req), hdr.ctx);
+    let s = servers()?;
+    if s.is_multi() {
+        return multi::send(&s, current_ctx(), req);
     }
-    client.send(hdr, &req).map_err(cuda_error)
+    send_client(&s.list[0].client, current_ctx(), &req)
+}
+
+/// Sends `req` on `client` in context `ctx` without waiting.
+pub fn send_client(client: &Client, ctx: u64, req: &Request) -> CuResult<()> {
+    let hdr = header(ctx);
+    if tracing_calls() {
+        tracing::info!(target: "rgpu_trace", "  {:?} ctx={:#x} (pipelined)", TraceReq(req), hdr.ctx);
+    }
+    client.send(hdr, req).map_err(cuda_error)
 }
 
 /// Sends independent requests of the calling thread at once and waits for all replies.
 pub fn call_batch(reqs: &[Request]) -> CuResult<Vec<Reply>> {
-    let client = client()?;
-    let hdr = header(current_ctx());
+    let s = servers()?;
+    if s.is_multi() {
+        return multi::call_batch(&s, current_ctx(), reqs);
+    }
+    call_client_batch(&s.list[0].client, current_ctx(), reqs)
+}
+
+/// [`call_batch`] on `client` in context `ctx`.
+pub fn call_client_batch(client: &Client, ctx: u64, reqs: &[Request]) -> CuResult<Vec<Reply>> {
+    let hdr = header(ctx);
     if tracing_calls() {
         tracing::info!(target: "rgpu_trace", "  {} calls at once, first {:?}", reqs.len(), reqs.first().map(TraceReq));
     }
@@ -359,12 +415,20 @@ pub fn call_batch(reqs: &[Request]) -> CuResult<Vec<Reply>> {
 
 /// Like [`call`], with an explicit context.
 pub fn call_in(ctx: u64, req: Request) -> CuResult<Reply> {
-    let client = client()?;
+    let s = servers()?;
+    if s.is_multi() {
+        return multi::call(&s, ctx, req);
+    }
+    call_client(&s.list[0].client, ctx, &req)
+}
+
+/// Sends `req` on `client` in context `ctx` and waits for the reply.
+pub fn call_client(client: &Client, ctx: u64, req: &Request) -> CuResult<Reply> {
     let hdr = header(ctx);
     if tracing_calls() {
-        tracing::info!(target: "rgpu_trace", "  {:?} ctx={ctx:#x}", TraceReq(&req));
+        tracing::info!(target: "rgpu_trace", "  {:?} ctx={ctx:#x}", TraceReq(req));
     }
-    match client.call(hdr, &req) {
+    match client.call(hdr, req) {
         Ok(r) => {
             if tracing_calls() {
                 tracing::info!(target: "rgpu_trace", "  = {:?}", TraceReply(&r));

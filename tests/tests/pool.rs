@@ -205,7 +205,7 @@ fn show(o: &Output) -> String {
 }
 
 #[test]
-fn a_program_runs_on_two_devices_of_the_pool_and_the_allocation_ends_with_it() {
+fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let (_a, _) = pool_server(dir.path(), &etcd, "a", 2);
@@ -228,14 +228,51 @@ fn a_program_runs_on_two_devices_of_the_pool_and_the_allocation_ends_with_it() {
         status(&etcd)["allocations"].as_array().unwrap().is_empty()
     });
 
-    // More than one server has: a clear error, nothing allocated.
-    let out = run_cmd(&etcd, &["--gpus", "3"], 3, 0.1).output().unwrap();
+    // More devices than one server has, with --same-server: a clear error, nothing allocated.
+    let out = run_cmd(&etcd, &["--gpus", "3", "--same-server"], 3, 0.1)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no server has 3 free device(s)"),
         "{}",
         show(&out)
     );
+    // Without it, the allocation spans both servers, and one process uses all three devices:
+    // kernels on each, peer copies between servers (staged through the client), events.
+    let out = Command::new(common::rgpu())
+        .args(["run", "--registry", &etcd.url, "--gpus", "3", "--"])
+        .arg(common::cuda_program(
+            "multi_device",
+            common::Runtime::Cuda13,
+        ))
+        .arg("3")
+        .env("RGPU_LOG", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("devices 3") && stdout.contains("PASSED"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stderr.contains("server a (") && stderr.contains("server b ("),
+        "{}",
+        show(&out)
+    );
+    let out = run_cmd(&etcd, &["--gpus", "4"], 4, 0.3).output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("DONE"),
+        "{}",
+        show(&out)
+    );
+    wait_until("the allocations are gone", 5, || {
+        status(&etcd)["allocations"].as_array().unwrap().is_empty()
+    });
     // A quota from the allocation is enforced by the server.
     let out = run_cmd(&etcd, &["--memory-quota", "512K"], 1, 0.1)
         .output()

@@ -201,6 +201,7 @@ fn a_server_that_stops_answering_on_the_local_socket_fails_calls_in_bounded_time
             .unwrap()
             .trim()
             .to_string(),
+        visible_devices: None,
     };
     let mut cfg = ClientConfig::new(cf);
     cfg.transport = TransportChoice::Local;

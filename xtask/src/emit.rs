@@ -57,10 +57,10 @@ fn wire_ty(t: &str) -> &'static str {
     match t {
         "u8" => "u8",
         "u16" => "u16",
-        "i32" => "i32",
+        "i32" | "device" => "i32",
         "u32" => "u32",
         "i64" => "i64",
-        "u64" | "usize" | "handle" => "u64",
+        "u64" | "usize" | "handle" | "dptr" => "u64",
         "f32" => "f32",
         "bool" => "bool",
         "bytes" => "Vec<u8>",
@@ -83,17 +83,10 @@ fn auto_fields(a: &Auto) -> Fields {
         let n = snake(n);
         match p {
             Param::In(t) => req.push((n, t.clone())),
-            Param::Handle => req.push((n, "u64".into())),
+            Param::Handle => req.push((n, "handle".into())),
             Param::InBytes(_) => req.push((n, "bytes".into())),
             Param::InCstr => req.push((n, "string".into())),
-            Param::Out(t) | Param::OptOut(t) => rep.push((
-                n,
-                if t == "handle" {
-                    "u64".into()
-                } else {
-                    t.clone()
-                },
-            )),
+            Param::Out(t) | Param::OptOut(t) => rep.push((n, t.clone())),
             Param::OutStr(_) | Param::OutFixed(_) | Param::OutBytes(_) => {
                 rep.push((n, "bytes".into()))
             }
@@ -128,6 +121,55 @@ fn all_messages(spec: &Spec) -> Vec<MsgInfo> {
         .collect();
     v.sort_by_key(|m| m.id);
     v
+}
+
+/// What a client that spreads its devices over several servers routes each message by: the
+/// `device`, `handle` and `dptr` fields of requests (in declaration order), and the `device`
+/// fields of replies (which it renumbers).
+fn route_keys(o: &mut String, msgs: &[MsgInfo]) {
+    o.push_str("/// A request field by which a client with several servers routes the call.\n#[derive(Debug, PartialEq)]\npub enum RouteKey<'a> {\n    /// A device ordinal (the client renumbers it for the server).\n    Device(&'a mut i32),\n    /// An opaque handle (the client may swap a replicated handle for that server's copy).\n    Handle(&'a mut u64),\n    /// A device address.\n    Ptr(u64),\n}\n\nimpl Request {\n    /// The fields by which a client with several servers routes this request, in order.\n    pub fn route_keys(&mut self) -> Vec<RouteKey<'_>> {\n        match self {\n");
+    for m in msgs {
+        let keys: Vec<String> = m
+            .fields
+            .req
+            .iter()
+            .filter_map(|(n, t)| match t.as_str() {
+                "device" => Some(format!("RouteKey::Device(&mut m.{n})")),
+                "handle" => Some(format!("RouteKey::Handle(&mut m.{n})")),
+                "dptr" => Some(format!("RouteKey::Ptr(m.{n})")),
+                _ => None,
+            })
+            .collect();
+        if !keys.is_empty() {
+            writeln!(
+                o,
+                "            Request::{}(m) => vec![{}],",
+                m.name,
+                keys.join(", ")
+            )
+            .unwrap();
+        }
+    }
+    o.push_str("            _ => Vec::new(),\n        }\n    }\n}\n\nimpl Reply {\n    /// The device ordinals in this reply (a client with several servers renumbers them).\n    pub fn devices_mut(&mut self) -> Vec<&mut i32> {\n        match self {\n");
+    for m in msgs {
+        let keys: Vec<String> = m
+            .fields
+            .rep
+            .iter()
+            .filter(|(_, t)| t == "device")
+            .map(|(n, _)| format!("&mut m.{n}"))
+            .collect();
+        if !keys.is_empty() {
+            writeln!(
+                o,
+                "            Reply::{}(m) => vec![{}],",
+                m.name,
+                keys.join(", ")
+            )
+            .unwrap();
+        }
+    }
+    o.push_str("            _ => Vec::new(),\n        }\n    }\n}\n\n");
 }
 
 fn fnv(text: &str) -> u64 {
@@ -228,6 +270,7 @@ pub fn protocol(spec: &Spec, spec_text: &str, facts: &HeaderFacts) -> String {
         }
         writeln!(o, "        ]\n    }}\n}}\n").unwrap();
     }
+    route_keys(&mut o, &msgs);
     o.push_str("/// What a server implements: one method per forwarded message.\npub trait Handler {\n    /// Per-call context (session, calling thread, current context).\n    type Cx;\n");
     for m in &msgs {
         writeln!(
@@ -281,12 +324,21 @@ pub fn protocol(spec: &Spec, spec_text: &str, facts: &HeaderFacts) -> String {
     o
 }
 
+/// The Rust type of a scalar as C passes it.
+fn c_scalar(t: &str) -> &str {
+    match t {
+        "device" => "i32",
+        "dptr" => "u64",
+        t => t,
+    }
+}
+
 fn c_ty(p: &Param) -> String {
     match p {
-        Param::In(t) => t.clone(),
+        Param::In(t) => c_scalar(t).to_string(),
         Param::Handle => "*mut c_void".into(),
         Param::Out(t) | Param::OptOut(t) if t == "handle" => "*mut *mut c_void".into(),
-        Param::Out(t) | Param::OptOut(t) => format!("*mut {t}"),
+        Param::Out(t) | Param::OptOut(t) => format!("*mut {}", c_scalar(t)),
         Param::OutStr(_) => "*mut c_char".into(),
         Param::OutFixed(_) => "*mut u8".into(),
         Param::InBytes(_) => "*const c_void".into(),

@@ -10,9 +10,13 @@
 //!                                                    # `extra`: declared outside cuda.h
 //! ```
 //!
-//! `auto` parameter kinds: `i32 u32 i64 u64 usize f32 handle` (by value), `out T` (pointer
-//! result), `out_str(len)`, `out_fixed(N)`, `in_bytes(len)`, `out_bytes(len)`, `in_cstr`.
-//! `msg` field types: `i32 u32 i64 u64 f32 bool bytes string u64s i32s`.
+//! `auto` parameter kinds: `i32 u32 i64 u64 usize f32 handle device dptr` (by value), `out T`
+//! (pointer result), `out_str(len)`, `out_fixed(N)`, `in_bytes(len)`, `out_bytes(len)`, `in_cstr`.
+//! `msg` field types: `i32 u32 i64 u64 f32 bool bytes string u64s i32s handle device dptr`.
+//!
+//! Three types say what a value means, for a client that spreads its devices over several
+//! servers (it routes each call by them): `device` (a device ordinal, an `i32` on the wire),
+//! `dptr` (a device address, `u64`) and `handle` (an opaque handle, `u64`).
 
 use anyhow::{bail, Context, Result};
 
@@ -71,8 +75,11 @@ pub struct Spec {
 
 pub const MSG_TYPES: &[&str] = &[
     "u8", "u16", "i32", "u32", "i64", "u64", "f32", "bool", "bytes", "string", "u64s", "i32s",
+    "handle", "device", "dptr",
 ];
-const SCALARS: &[&str] = &["u8", "u16", "i32", "u32", "i64", "u64", "usize", "f32"];
+const SCALARS: &[&str] = &[
+    "u8", "u16", "i32", "u32", "i64", "u64", "usize", "f32", "device", "dptr",
+];
 
 fn split_params(s: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x58b3f6fca2dade9a;
+pub const SPEC_HASH: u64 = 0x4a891b70f5af309d;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -2522,6 +2522,166 @@ impl Reply {
             Reply::MemcpyHtoDShm(Default::default()),
             Reply::MemcpyDtoHShm(Default::default()),
         ]
+    }
+}
+
+/// A request field by which a client with several servers routes the call.
+#[derive(Debug, PartialEq)]
+pub enum RouteKey<'a> {
+    /// A device ordinal (the client renumbers it for the server).
+    Device(&'a mut i32),
+    /// An opaque handle (the client may swap a replicated handle for that server's copy).
+    Handle(&'a mut u64),
+    /// A device address.
+    Ptr(u64),
+}
+
+impl Request {
+    /// The fields by which a client with several servers routes this request, in order.
+    pub fn route_keys(&mut self) -> Vec<RouteKey<'_>> {
+        match self {
+            Request::DeviceGetName(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceGetUuid(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceTotalMem(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceGetAttribute(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceGetPciBusId(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceComputeCapability(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceCanAccessPeer(m) => vec![
+                RouteKey::Device(&mut m.dev),
+                RouteKey::Device(&mut m.peer_dev),
+            ],
+            Request::DeviceGetP2pAttribute(m) => {
+                vec![RouteKey::Device(&mut m.src), RouteKey::Device(&mut m.dst)]
+            }
+            Request::DeviceGetTexture1dLinearMaxWidth(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceGetProperties(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DeviceSummary(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DevicePrimaryCtxRetain(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DevicePrimaryCtxRelease(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DevicePrimaryCtxReset(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DevicePrimaryCtxGetState(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DevicePrimaryCtxSetFlags(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::DevicePrimaryCtxHandle(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::CtxCreate(m) => vec![RouteKey::Device(&mut m.dev)],
+            Request::CtxDestroy(m) => vec![RouteKey::Handle(&mut m.ctx)],
+            Request::CtxInfo(m) => vec![RouteKey::Handle(&mut m.ctx)],
+            Request::CtxSynchronize(m) => vec![RouteKey::Handle(&mut m.ctx)],
+            Request::MemFree(m) => vec![RouteKey::Ptr(m.dptr)],
+            Request::MemGetAddressRange(m) => vec![RouteKey::Ptr(m.dptr)],
+            Request::MemcpyHtoD(m) => vec![RouteKey::Ptr(m.dst)],
+            Request::MemcpyDtoH(m) => vec![RouteKey::Ptr(m.src)],
+            Request::MemcpyDtoD(m) => vec![RouteKey::Ptr(m.dst), RouteKey::Ptr(m.src)],
+            Request::MemcpyHtoDAsync(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemcpyDtoHAsync(m) => {
+                vec![RouteKey::Ptr(m.src), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemcpyDtoDAsync(m) => vec![
+                RouteKey::Ptr(m.dst),
+                RouteKey::Ptr(m.src),
+                RouteKey::Handle(&mut m.stream),
+            ],
+            Request::Memcpy2D(m) => vec![
+                RouteKey::Ptr(m.dst),
+                RouteKey::Ptr(m.src),
+                RouteKey::Handle(&mut m.stream),
+            ],
+            Request::MemsetD8(m) => vec![RouteKey::Ptr(m.dst)],
+            Request::MemsetD16(m) => vec![RouteKey::Ptr(m.dst)],
+            Request::MemsetD32(m) => vec![RouteKey::Ptr(m.dst)],
+            Request::MemsetD8Async(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemsetD16Async(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemsetD32Async(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemsetD2D8(m) => vec![RouteKey::Ptr(m.dst)],
+            Request::MemsetD2D16(m) => vec![RouteKey::Ptr(m.dst)],
+            Request::MemsetD2D32(m) => vec![RouteKey::Ptr(m.dst)],
+            Request::MemsetD2D8Async(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemsetD2D16Async(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemsetD2D32Async(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::StreamDestroy(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::StreamQuery(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::StreamSynchronize(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::StreamWaitEvent(m) => vec![
+                RouteKey::Handle(&mut m.stream),
+                RouteKey::Handle(&mut m.event),
+            ],
+            Request::StreamGetFlags(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::StreamGetPriority(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::StreamGetCtx(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::StreamGetId(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::StreamGetDevice(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::EventDestroy(m) => vec![RouteKey::Handle(&mut m.event)],
+            Request::EventRecord(m) => vec![
+                RouteKey::Handle(&mut m.event),
+                RouteKey::Handle(&mut m.stream),
+            ],
+            Request::EventRecordWithFlags(m) => vec![
+                RouteKey::Handle(&mut m.event),
+                RouteKey::Handle(&mut m.stream),
+            ],
+            Request::EventQuery(m) => vec![RouteKey::Handle(&mut m.event)],
+            Request::EventSynchronize(m) => vec![RouteKey::Handle(&mut m.event)],
+            Request::EventElapsedTime(m) => {
+                vec![RouteKey::Handle(&mut m.start), RouteKey::Handle(&mut m.end)]
+            }
+            Request::ModuleUnload(m) => vec![RouteKey::Handle(&mut m.module)],
+            Request::ModuleGetFunction(m) => vec![RouteKey::Handle(&mut m.module)],
+            Request::ModuleGetGlobal(m) => vec![RouteKey::Handle(&mut m.module)],
+            Request::FuncGetAttribute(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::FuncSetAttribute(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::FuncGetParamInfo(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::FuncGetParamCount(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::FuncGetModule(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::FuncLayout(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::FuncSetCacheConfig(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::FuncName(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::LaunchKernel(m) => vec![
+                RouteKey::Handle(&mut m.func),
+                RouteKey::Handle(&mut m.stream),
+            ],
+            Request::OccupancyMaxActiveBlocks(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::OccupancyMaxActiveBlocksWithFlags(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::OccupancyAvailableDynamicSMem(m) => vec![RouteKey::Handle(&mut m.func)],
+            Request::PointerInfo(m) => vec![RouteKey::Ptr(m.ptr)],
+            Request::MemAllocAsync(m) => vec![RouteKey::Handle(&mut m.stream)],
+            Request::MemFreeAsync(m) => {
+                vec![RouteKey::Ptr(m.dptr), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemcpyHtoDShm(m) => {
+                vec![RouteKey::Ptr(m.dst), RouteKey::Handle(&mut m.stream)]
+            }
+            Request::MemcpyDtoHShm(m) => {
+                vec![RouteKey::Ptr(m.src), RouteKey::Handle(&mut m.stream)]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Reply {
+    /// The device ordinals in this reply (a client with several servers renumbers them).
+    pub fn devices_mut(&mut self) -> Vec<&mut i32> {
+        match self {
+            Reply::DeviceGet(m) => vec![&mut m.device],
+            Reply::DeviceGetByPciBusId(m) => vec![&mut m.dev],
+            Reply::CtxInfo(m) => vec![&mut m.device],
+            Reply::StreamGetDevice(m) => vec![&mut m.device],
+            Reply::PointerInfo(m) => vec![&mut m.device],
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -91,7 +91,8 @@ impl Drop for DevBuf {
 
 struct Heap {
     allocs: BTreeMap<u64, Arc<DevBuf>>,
-    next: u64,
+    /// The next free address of each address space in use.
+    next: std::collections::HashMap<u8, u64>,
     used: u64,
 }
 
@@ -118,7 +119,7 @@ impl CpuDevice {
             uuid,
             heap: Mutex::new(Heap {
                 allocs: BTreeMap::new(),
-                next: VA_BASE + (ordinal as u64) * (1 << 44),
+                next: Default::default(),
                 used: 0,
             }),
         }
@@ -169,7 +170,7 @@ impl Device for CpuDevice {
         ))
     }
 
-    fn alloc(&self, size: u64) -> CuResult<u64> {
+    fn alloc(&self, size: u64, space: u8) -> CuResult<u64> {
         if size == 0 {
             return Err(CuError::INVALID_VALUE);
         }
@@ -179,9 +180,16 @@ impl Device for CpuDevice {
             return Err(CuError::OUT_OF_MEMORY);
         }
         let buf = DevBuf::new(size as usize).ok_or(CuError::OUT_OF_MEMORY)?;
-        let base = h.next;
+        // Each address space (a client's number for this server) gets 2^50 bytes and each
+        // device 2^44 of it, so no two servers of one client hand out the same address.
+        let ordinal = self.ordinal as u64;
+        let next = h
+            .next
+            .entry(space)
+            .or_insert(VA_BASE + ((space as u64) << 50) + ordinal * (1 << 44));
+        let base = *next;
         // Leave a guard gap between allocations so off-by-one accesses hit no allocation.
-        h.next += rounded + ALIGN * 16;
+        *next += rounded + ALIGN * 16;
         h.used += rounded;
         h.allocs.insert(base, Arc::new(buf));
         Ok(base)
@@ -308,17 +316,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn address_spaces_are_disjoint() {
+        let d = CpuDevice::new(1, 1 << 20, "t");
+        let a = d.alloc(64, 0).unwrap();
+        let b = d.alloc(64, 3).unwrap();
+        let c = d.alloc(64, 3).unwrap();
+        assert_eq!((a - VA_BASE) >> 44, 1, "space 0, device 1");
+        assert_eq!((b - VA_BASE) >> 50, 3);
+        assert_eq!(((b - VA_BASE) >> 44) & 0x3f, 1);
+        assert!(c > b && (c - VA_BASE) >> 50 == 3);
+        assert!(d.region(b, 64).is_ok() && d.region(a, 64).is_ok());
+        assert_eq!(d.used_mem(), 3 * ALIGN);
+    }
+
+    #[test]
     fn allocation_bookkeeping_and_bounds() {
         let d = CpuDevice::new(0, 1 << 20, "t");
-        let a = d.alloc(1000).unwrap();
+        let a = d.alloc(1000, 0).unwrap();
         assert_eq!(a % ALIGN, 0);
         assert_eq!(d.used_mem(), 1024);
         assert!(d.region(a, 1000).is_ok());
         assert!(d.region(a + 999, 1).is_ok());
         assert_eq!(d.region(a + 999, 2).err(), Some(CuError::INVALID_VALUE));
         assert_eq!(d.region(a - 1, 1).err(), Some(CuError::INVALID_VALUE));
-        assert_eq!(d.alloc(2 << 20).err(), Some(CuError::OUT_OF_MEMORY));
-        assert_eq!(d.alloc(0).err(), Some(CuError::INVALID_VALUE));
+        assert_eq!(d.alloc(2 << 20, 0).err(), Some(CuError::OUT_OF_MEMORY));
+        assert_eq!(d.alloc(0, 0).err(), Some(CuError::INVALID_VALUE));
         d.free(a).unwrap();
         assert_eq!(d.free(a).err(), Some(CuError::INVALID_VALUE));
         assert_eq!(d.used_mem(), 0);

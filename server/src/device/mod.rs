@@ -31,8 +31,9 @@ pub trait Device: Send + Sync {
     fn used_mem(&self) -> u64;
     /// A `CUdevice_attribute` value; `INVALID_VALUE` for an unknown attribute.
     fn attribute(&self, attr: i32) -> CuResult<i32>;
-    /// Allocates `size` bytes, returns the device address.
-    fn alloc(&self, size: u64) -> CuResult<u64>;
+    /// Allocates `size` bytes in address space `space` (see `Hello::namespace`), returns the
+    /// device address.
+    fn alloc(&self, size: u64, space: u8) -> CuResult<u64>;
     /// Frees an allocation by its base address.
     fn free(&self, base: u64) -> CuResult<()>;
     /// The memory at `[ptr, ptr+len)`, which must lie inside one allocation.

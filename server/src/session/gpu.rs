@@ -110,6 +110,8 @@ pub struct GpuSession {
     /// Whether the shared segment is page-locked with the driver.
     shm_pin: Mutex<ShmPin>,
     local: std::sync::atomic::AtomicBool,
+    /// The client's number for this server: the top byte of this session's handles.
+    ns: std::sync::atomic::AtomicU8,
     #[allow(dead_code)]
     notify: Notify,
 }
@@ -142,8 +144,19 @@ impl GpuSession {
             shm: ShmSegment::default(),
             shm_pin: Mutex::new(ShmPin::Untried),
             local: std::sync::atomic::AtomicBool::new(false),
+            ns: Default::default(),
             notify,
         })
+    }
+
+    /// Sets the client's number for this server (before the session's first call). Device
+    /// addresses are the driver's own; the client checks that its servers' do not overlap.
+    pub fn set_namespace(&self, ns: u8) {
+        self.ns.store(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn ns(&self) -> u8 {
+        self.ns.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The driver version clients are told.
@@ -787,13 +800,13 @@ impl Handler for GpuSession {
         self.dev(req.dev)?;
         let mut st = self.st();
         let (handle, flags) = {
-            let p = st.primaries.entry(req.dev);
+            let p = st.primaries.entry(req.dev, self.ns());
             (p.handle, p.flags)
         };
         if !st.contexts.contains_key(&handle) {
             self.add_ctx(&mut st, handle, req.dev, flags, true)?;
         }
-        st.primaries.entry(req.dev).refs += 1;
+        st.primaries.entry(req.dev, self.ns()).refs += 1;
         Ok(DevicePrimaryCtxRetainRep { ctx: handle })
     }
 
@@ -847,7 +860,7 @@ impl Handler for GpuSession {
             return Err(CuError::INVALID_VALUE);
         }
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev);
+        let p = st.primaries.entry(req.dev, self.ns());
         p.flags = req.flags;
         let h = p.handle;
         if let Some(c) = st.contexts.get_mut(&h) {
@@ -863,7 +876,7 @@ impl Handler for GpuSession {
     ) -> CuResult<DevicePrimaryCtxHandleRep> {
         self.dev(req.dev)?;
         let mut st = self.st();
-        let p = st.primaries.entry(req.dev);
+        let p = st.primaries.entry(req.dev, self.ns());
         Ok(DevicePrimaryCtxHandleRep { ctx: p.handle })
     }
 
@@ -872,7 +885,7 @@ impl Handler for GpuSession {
         if !ctx_flags_ok(req.flags) {
             return Err(CuError::INVALID_VALUE);
         }
-        let handle = new_handle();
+        let handle = new_handle(self.ns());
         let mut st = self.st();
         self.add_ctx(&mut st, handle, req.dev, req.flags, false)?;
         Ok(CtxCreateRep { ctx: handle })
@@ -1325,7 +1338,7 @@ impl Handler for GpuSession {
         let mut s: H = 0;
         // SAFETY: valid out-pointer; a bound context of this session.
         unsafe { drv::cuStreamCreate(&mut s, req.flags)? };
-        let h = new_handle();
+        let h = new_handle(self.ns());
         self.st().streams.insert(
             h,
             Stream {
@@ -1346,7 +1359,7 @@ impl Handler for GpuSession {
         let mut s: H = 0;
         // SAFETY: valid out-pointer; a bound context of this session.
         unsafe { drv::cuStreamCreateWithPriority(&mut s, req.flags, req.priority)? };
-        let h = new_handle();
+        let h = new_handle(self.ns());
         self.st().streams.insert(
             h,
             Stream {
@@ -1456,7 +1469,7 @@ impl Handler for GpuSession {
         let mut e: H = 0;
         // SAFETY: valid out-pointer; a bound context of this session.
         unsafe { drv::cuEventCreate(&mut e, req.flags)? };
-        let h = new_handle();
+        let h = new_handle(self.ns());
         self.st().events.insert(h, Event { real: e });
         Ok(EventCreateRep { event: h })
     }
@@ -1587,7 +1600,7 @@ impl Handler for GpuSession {
         };
         match r {
             Ok(()) => {
-                let h = new_handle();
+                let h = new_handle(self.ns());
                 self.st().modules.insert(h, lib);
                 Ok(ModuleLoadRep {
                     module: h,
@@ -1644,7 +1657,7 @@ impl Handler for GpuSession {
         {
             return Ok(ModuleGetFunctionRep { func: *h });
         }
-        let h = new_handle();
+        let h = new_handle(self.ns());
         st.functions.insert(
             h,
             Function {

@@ -206,7 +206,7 @@ impl Session {
             }
         };
         for g in &plans {
-            match device.alloc(g.size.max(1)) {
+            match device.alloc(g.size.max(1), self.ns()) {
                 Ok(a) => {
                     owned.push(a);
                     addrs.insert(g.name.clone(), a);
@@ -273,7 +273,7 @@ impl Session {
                     .ok()
             })
             .unwrap_or(75);
-        let h = new_handle();
+        let h = new_handle(self.ns());
         let mut st = self.st();
         if owner != 0 && self.ctx(&st, cx).is_err() {
             release(&owned);
@@ -344,7 +344,7 @@ impl Session {
         {
             return Ok(ModuleGetFunctionRep { func: *h });
         }
-        let h = new_handle();
+        let h = new_handle(self.ns());
         st.functions.insert(
             h,
             Function {

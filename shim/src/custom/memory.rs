@@ -279,6 +279,30 @@ pub unsafe fn cu_memcpy_peer(
     Ok(())
 }
 
+pub unsafe fn cu_memcpy_peer_async(
+    dst: u64,
+    dst_ctx: *mut c_void,
+    src: u64,
+    src_ctx: *mut c_void,
+    byte_count: usize,
+    stream: *mut c_void,
+) -> CuResult<()> {
+    if dst_ctx.is_null() || src_ctx.is_null() {
+        return Err(CuError::INVALID_CONTEXT);
+    }
+    crate::custom::pipeline::check_stream(stream as u64)?;
+    rt::call_in(
+        dst_ctx as u64,
+        Request::MemcpyDtoDAsync(MemcpyDtoDAsyncReq {
+            dst,
+            src,
+            byte_count: byte_count as u64,
+            stream: stream as u64,
+        }),
+    )?;
+    Ok(())
+}
+
 pub unsafe fn cu_device_get_properties(prop: *mut c_void, dev: i32) -> CuResult<()> {
     if prop.is_null() {
         return Err(CuError::INVALID_VALUE);

@@ -49,8 +49,26 @@ unsafe fn image_bytes(p: *const c_void) -> CuResult<Vec<u8>> {
 }
 
 fn load(image: Vec<u8>, library: bool) -> Result<u64, (CuError, String)> {
-    let hash = image::content_hash(&image);
-    let send = |image: Vec<u8>| match rt::call(Request::ModuleLoad(ModuleLoadReq {
+    // A library belongs to no context: with several servers it is loaded on each, and the
+    // program's handle stands for all the copies (its kernels run wherever they are launched).
+    if library {
+        if let Some(s) = crate::rt::multi().map_err(|e| (e, String::new()))? {
+            return crate::multi::load_everywhere(&s, |k| {
+                load_with(&image, library, |req| crate::multi::call_on(&s, k, 0, &req))
+            });
+        }
+    }
+    load_with(&image, library, rt::call)
+}
+
+/// Loads `image` through `call` (asking by hash first).
+fn load_with(
+    image: &[u8],
+    library: bool,
+    call: impl Fn(Request) -> CuResult<Reply>,
+) -> Result<u64, (CuError, String)> {
+    let hash = image::content_hash(image);
+    let send = |image: Vec<u8>| match call(Request::ModuleLoad(ModuleLoadReq {
         hash: hash.clone(),
         image,
         library,
@@ -62,7 +80,7 @@ fn load(image: Vec<u8>, library: bool) -> Result<u64, (CuError, String)> {
     // Ask by hash first: the server may have the image already (same program, other process).
     let mut rep = send(Vec::new())?;
     if rep.error == image::NEED_IMAGE {
-        rep = send(image)?;
+        rep = send(image.to_vec())?;
     }
     match CuError::from_raw(rep.error) {
         None => Ok(rep.module),

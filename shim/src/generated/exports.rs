@@ -2895,6 +2895,54 @@ pub unsafe extern "C" fn cuMemcpyPeer_ptds(
     })
 }
 
+/// Hand-written: `crate::custom::cu_memcpy_peer_async`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyPeerAsync(
+    dst: u64,
+    dst_ctx: *mut c_void,
+    src: u64,
+    src_ctx: *mut c_void,
+    byte_count: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::trace_args("cuMemcpyPeerAsync", || {
+        format!(
+            "dst={:?}, dst_ctx={:?}, src={:?}, src_ctx={:?}, byte_count={:?}, stream={:?}",
+            dst, dst_ctx, src, src_ctx, byte_count, stream
+        )
+    });
+    rt::export("cuMemcpyPeerAsync", true, false, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_memcpy_peer_async(dst, dst_ctx, src, src_ctx, byte_count, stream)
+        }
+    })
+}
+
+/// Hand-written: `crate::custom::cu_memcpy_peer_async`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyPeerAsync_ptsz(
+    dst: u64,
+    dst_ctx: *mut c_void,
+    src: u64,
+    src_ctx: *mut c_void,
+    byte_count: usize,
+    stream: *mut c_void,
+) -> CUresult {
+    rt::trace_args("cuMemcpyPeerAsync_ptsz", || {
+        format!(
+            "dst={:?}, dst_ctx={:?}, src={:?}, src_ctx={:?}, byte_count={:?}, stream={:?}",
+            dst, dst_ctx, src, src_ctx, byte_count, stream
+        )
+    });
+    rt::export("cuMemcpyPeerAsync_ptsz", true, true, move || {
+        // SAFETY: same contract as the C function; forwarded unchanged.
+        unsafe {
+            crate::custom::cu_memcpy_peer_async(dst, dst_ctx, src, src_ctx, byte_count, stream)
+        }
+    })
+}
+
 /// Hand-written: `crate::custom::cu_module_load_data`.
 #[no_mangle]
 pub unsafe extern "C" fn cuModuleLoadData(
@@ -5838,18 +5886,6 @@ pub extern "C" fn cuMemcpyHtoDAsync() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuMemcpyPeerAsync() -> CUresult {
-    rt::not_supported("cuMemcpyPeerAsync")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuMemcpyPeerAsync_ptsz() -> CUresult {
-    rt::not_supported("cuMemcpyPeerAsync_ptsz")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuMemcpyWithAttributesAsync() -> CUresult {
     rt::not_supported("cuMemcpyWithAttributesAsync")
 }
@@ -7568,6 +7604,8 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuMemcpyHtoD_v2"
             | "cuMemcpyHtoD_v2_ptds"
             | "cuMemcpyPeer"
+            | "cuMemcpyPeerAsync"
+            | "cuMemcpyPeerAsync_ptsz"
             | "cuMemcpyPeer_ptds"
             | "cuMemcpy_ptds"
             | "cuMemsetD16Async"
