@@ -61,6 +61,11 @@ struct Args {
     /// The `rgpu` binary that runs --program through the shim (default: next to this one).
     #[arg(long)]
     rgpu: Option<PathBuf>,
+    /// bench/programs/peer_copy.c, built: device-to-device copies between two devices of one
+    /// embedded server, and between devices of two embedded servers (staged through the client),
+    /// over the local socket and over QUIC.
+    #[arg(long)]
+    peer_program: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -644,6 +649,9 @@ fn main() -> Result<()> {
             }
         }
     }
+    if let Some(prog) = &args.peer_program {
+        peer_copies(&rt, &args, prog, tmp.path(), &paths)?;
+    }
     let title = format!(
         "rgpu host<->device bandwidth ({}; TCP floor {tcp_bw:.2} GB/s)",
         if args.connection_file.is_some() {
@@ -657,6 +665,102 @@ fn main() -> Result<()> {
         Ok(Some(legend)) => println!("chart: {} (no text)\n{legend}", args.chart.display()),
         Err(e) => eprintln!("rgpu-bench: no chart written: {e}"),
     }
+    Ok(())
+}
+
+/// Device-to-device copies (`peer_copy`) on two devices of one embedded server and across two
+/// embedded servers (a server set), against the floor of a staged copy: one download then one
+/// upload at the rates the protocol sweep measured over QUIC in this run.
+fn peer_copies(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    prog: &std::path::Path,
+    dir: &std::path::Path,
+    paths: &[PathFigures],
+) -> Result<()> {
+    let server = |name: &str, devices: u32| {
+        let mut cfg = rgpu_server::server::ServerConfig::new(dir.join(name));
+        cfg.listen = "127.0.0.1:0".parse().expect("literal");
+        cfg.device = rgpu_server::server::DeviceKind::Cpu;
+        cfg.cpu_devices = devices;
+        rt.block_on(rgpu_server::server::start(cfg))
+    };
+    let one = server("peer-one", 2)?;
+    let (a, b) = (server("peer-a", 1)?, server("peer-b", 1)?);
+    let set = dir.join("peer-set.json");
+    rgpu_protocol::connfile::ServerSet {
+        servers: vec![a.connection.clone(), b.connection.clone()],
+    }
+    .write(&set)?;
+    let rgpu = match &args.rgpu {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("rgpu"),
+    };
+    let mib = (args.sweep_max >> 20).clamp(1, 256).to_string();
+    let run = |conn: &std::path::Path, transport: &str| -> Result<Vec<(usize, f64)>> {
+        let out = std::process::Command::new(&rgpu)
+            .arg("run")
+            .arg("--connection-file")
+            .arg(conn)
+            .arg("--")
+            .arg(prog)
+            .arg(&mib)
+            .env("RGPU_TRANSPORT", transport)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if !out.status.success() {
+            bail!(
+                "peer_copy failed ({}): {text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.strip_prefix("peer ")?.split_once(" KiB |")?;
+                Some((
+                    k.trim().parse::<usize>().ok()? << 10,
+                    v.trim().parse().ok()?,
+                ))
+            })
+            .collect())
+    };
+    let runs = [
+        ("one server, 2 devices", run(&one.connection_path, "auto")?),
+        ("2 servers, local sockets", run(&set, "auto")?),
+        ("2 servers, QUIC", run(&set, "quic")?),
+    ];
+    let quic = paths.iter().find(|p| p.name == "QUIC");
+    println!("Device-to-device copies (cuMemcpyPeer, bench/programs/peer_copy.c; GB/s):\n");
+    print!("| size |");
+    for (what, _) in &runs {
+        print!(" {what} |");
+    }
+    println!(" staged floor (QUIC DtoH then HtoD) | QUIC across servers / floor |");
+    print!("|---|");
+    for _ in &runs {
+        print!("---|");
+    }
+    println!("---|---|");
+    for (i, &(n, _)) in runs[0].1.iter().enumerate() {
+        print!("| {} |", chart_size(n));
+        for (_, r) in &runs {
+            match r.get(i) {
+                Some((_, v)) => print!(" {v:.2} |"),
+                None => print!(" – |"),
+            }
+        }
+        let floor = quic
+            .and_then(|p| p.sweep.iter().find(|s| s.0 == n))
+            .map(|&(_, u, d)| 1.0 / (1.0 / u + 1.0 / d));
+        match (floor, runs[2].1.get(i)) {
+            (Some(f), Some((_, v))) => println!(" {f:.2} | {:.2} |", v / f),
+            (Some(f), None) => println!(" {f:.2} | – |"),
+            _ => println!(" – | – |"),
+        }
+    }
+    println!();
     Ok(())
 }
 

@@ -122,7 +122,8 @@ enum Cmd {
     /// Run a program with the rgpu shim in place of libcuda. Without a connection file, an
     /// embedded local server runs for the program's lifetime.
     Run {
-        /// Connection file of the server to use.
+        /// Connection file of the server to use, or a set of servers (`{"servers": [connection
+        /// file, …]}`) whose devices the program sees together, the first server's first.
         #[arg(long, env = "RGPU_CONNECTION_FILE")]
         connection_file: Option<PathBuf>,
         #[command(flatten)]
@@ -438,7 +439,8 @@ fn run_program(conn: Option<PathBuf>, dev: &DeviceArgs, program: &[String]) -> R
     let rt = runtime()?;
     let (conn_path, _server) = match conn {
         Some(p) => {
-            ConnectionFile::read(&p)?;
+            // A connection file, or a set of servers whose devices the program uses together.
+            rgpu_protocol::connfile::ServerSet::read(&p)?;
             (p, None)
         }
         None => {

@@ -549,14 +549,18 @@ pub fn choose(snap: &Snapshot, req: &Request) -> Result<Vec<(String, u32)>, Stri
         });
         return Ok(picked.iter().map(|d| (d.server.clone(), d.index)).collect());
     }
-    Err(format!(
-        "{} {} free device(s) matching (min memory {} MiB, min compute capability {}.{}); the pool has {total} device(s), {free_now} free",
-        if req.same_server { "no server has" } else { "the pool has no" },
+    let what = format!(
+        "{} free device(s) matching (min memory {} MiB, min compute capability {}.{})",
         req.gpus,
         req.min_memory >> 20,
         req.min_cc.0,
         req.min_cc.1
-    ))
+    );
+    Err(if req.same_server {
+        format!("no server has {what}; the pool has {total} device(s), {free_now} free")
+    } else {
+        format!("the pool has fewer than {what}: {total} device(s), {free_now} free")
+    })
 }
 
 /// Whether `user` may take `devices` on top of what it holds (its quota in `snap`).
