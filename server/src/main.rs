@@ -195,6 +195,10 @@ struct AllocArgs {
     /// Take all devices from one server or none (peer access, no copies staged between servers).
     #[arg(long)]
     same_server: bool,
+    /// Hold the devices alone (default: share them with other shared allocations, idle devices
+    /// first; devices of servers that serve one session at a time are always held alone).
+    #[arg(long)]
+    exclusive: bool,
     /// Least memory of each device, e.g. 16G.
     #[arg(long, value_parser = parse_size)]
     min_memory: Option<u64>,
@@ -516,6 +520,7 @@ fn run_in_pool(
         spread: a.spread,
         memory_quota: a.memory_quota,
         same_server: a.same_server,
+        exclusive: a.exclusive,
     };
     let who = (
         std::env::var("USER")
@@ -610,7 +615,7 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
             "servers": snap.servers.values().collect::<Vec<_>>(),
             "devices": snap.devices.values().map(|d| {
                 let mut v = serde_json::to_value(d).unwrap_or_default();
-                v["allocation"] = serde_json::json!(snap.held.get(&(d.server.clone(), d.index)));
+                v["holders"] = serde_json::json!(snap.held.get(&(d.server.clone(), d.index)).cloned().unwrap_or_default());
                 v
             }).collect::<Vec<_>>(),
             "quotas": snap.quotas,
@@ -633,15 +638,32 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
     }
     println!("\nDEVICES");
     println!(
-        "{:<24} {:>3} {:<24} {:>18} {:>4} {:>8} {:<9} ALLOCATION",
-        "SERVER", "IDX", "NAME", "MEMORY USED/TOTAL", "CC", "SESSIONS", "MODE"
+        "{:<24} {:>3} {:<24} {:>18} {:>4} {:>8} {:>5} {:<9} ALLOCATIONS",
+        "SERVER", "IDX", "NAME", "MEMORY USED/TOTAL", "CC", "SESSIONS", "LOAD", "MODE"
     );
     for d in snap.devices.values() {
         let used = d.free.map_or("?".to_string(), |f| {
             format!("{}", d.memory.saturating_sub(f) >> 20)
         });
+        let holders = snap
+            .held
+            .get(&(d.server.clone(), d.index))
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        if h.exclusive {
+                            format!("{} (alone)", h.allocation)
+                        } else {
+                            h.allocation.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<24} {:>3} {:<24} {:>8}/{:>5} MiB {:>4} {:>8} {:<9} {}",
+            "{:<24} {:>3} {:<24} {:>8}/{:>5} MiB {:>4} {:>8} {:>5} {:<9} {}",
             d.server,
             d.index,
             d.name,
@@ -649,10 +671,9 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
             d.memory >> 20,
             d.cc,
             d.sessions,
+            d.load.map_or("?".to_string(), |l| format!("{l}%")),
             d.mode,
-            snap.held
-                .get(&(d.server.clone(), d.index))
-                .map_or("-", |s| s.as_str())
+            holders
         );
     }
     if !snap.quotas.is_empty() {
@@ -674,16 +695,28 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
     }
     println!("\nALLOCATIONS");
     println!(
-        "{:<18} {:<12} {:<16} {:>8} {:<12} {:<24} STATE",
-        "ID", "USER", "HOST", "PID", "QUOTA", "DEVICES"
+        "{:<18} {:<12} {:<16} {:>8} {:>9} {:<10} {:<12} {:<24} STATE",
+        "ID", "USER", "HOST", "PID", "AGE", "MODE", "QUOTA", "DEVICES"
     );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for a in snap.allocations.values() {
+        let age = now.saturating_sub(a.since);
         println!(
-            "{:<18} {:<12} {:<16} {:>8} {:<12} {:<24} {}",
+            "{:<18} {:<12} {:<16} {:>8} {:>9} {:<10} {:<12} {:<24} {}",
             a.id,
             a.user,
             a.host,
             a.pid,
+            if age < 120 {
+                format!("{age}s")
+            } else if age < 7200 {
+                format!("{}m", age / 60)
+            } else {
+                format!("{}h", age / 3600)
+            },
+            if a.exclusive { "exclusive" } else { "shared" },
             a.memory_quota
                 .map_or("-".to_string(), |q| format!("{} MiB", q >> 20)),
             a.devices

@@ -8,7 +8,10 @@
 //! * `servers/<id>`: [`ServerRecord`] (server lease)
 //! * `secrets/<id>`: the server's access token (server lease; protect with etcd auth)
 //! * `devices/<id>/<index>`: [`DeviceRecord`], refreshed every few seconds (server lease)
-//! * `alloc/dev/<id>/<index>`: the allocation holding the device (client lease)
+//! * `alloc/dev/<id>/<index>/<allocation>`: `shared` or `exclusive`, one key per allocation
+//!   holding the device (client lease)
+//! * `alloc/gen/<id>/<index>`: rewritten by every allocation that takes the device (no lease;
+//!   the transaction compares its revision, which serialises the allocations of one device)
 //! * `alloc/id/<allocation>`: [`AllocRecord`] (client lease)
 //! * `alloc/user/<user>`: touched by every allocation of the user (serialises them, so that
 //!   per-user quotas hold under races)
@@ -65,6 +68,10 @@ pub struct DeviceRecord {
     pub driver_version: i32,
     /// Sessions using it now.
     pub sessions: u32,
+    /// How busy it is, in percent (GPUs: the driver's utilisation over its last sample period),
+    /// where the server knows it.
+    #[serde(default)]
+    pub load: Option<u32>,
     /// UUID (`GPU-…`).
     pub uuid: String,
 }
@@ -86,6 +93,19 @@ pub struct AllocRecord {
     pub devices: Vec<(String, u32)>,
     /// Device memory each session may hold (bytes), if limited.
     pub memory_quota: Option<u64>,
+    /// Whether the allocation holds its devices alone (otherwise other shared allocations may
+    /// hold them too).
+    #[serde(default)]
+    pub exclusive: bool,
+}
+
+/// One allocation holding a device.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Holder {
+    /// The allocation.
+    pub allocation: String,
+    /// Whether it holds the device alone.
+    pub exclusive: bool,
 }
 
 /// What one user may hold at once.
@@ -205,8 +225,12 @@ fn dev_key(server: &str, index: u32) -> String {
     format!("{PREFIX}devices/{server}/{index:04}")
 }
 
-fn alloc_dev_key(server: &str, index: u32) -> String {
-    format!("{PREFIX}alloc/dev/{server}/{index:04}")
+fn alloc_dev_key(server: &str, index: u32, alloc: &str) -> String {
+    format!("{PREFIX}alloc/dev/{server}/{index:04}/{alloc}")
+}
+
+fn alloc_gen_key(server: &str, index: u32) -> String {
+    format!("{PREFIX}alloc/gen/{server}/{index:04}")
 }
 
 fn alloc_key(id: &str) -> String {
@@ -224,8 +248,11 @@ pub struct Snapshot {
     pub devices: BTreeMap<(String, u32), DeviceRecord>,
     /// Allocations by id.
     pub allocations: BTreeMap<String, AllocRecord>,
-    /// Which allocation holds each device.
-    pub held: HashMap<(String, u32), String>,
+    /// The allocations holding each device.
+    pub held: HashMap<(String, u32), Vec<Holder>>,
+    /// Mod revision of each device's `alloc/gen` key.
+    #[serde(skip)]
+    pub gen_rev: HashMap<(String, u32), i64>,
     /// Per-user quotas.
     pub quotas: BTreeMap<String, Quota>,
     /// Mod revision of each user's `alloc/user/<user>` key.
@@ -288,9 +315,20 @@ pub async fn snapshot(c: &mut Client) -> Result<Snapshot> {
             ["alloc", "user", user] => {
                 s.user_rev.insert(user.to_string(), kv.mod_revision());
             }
-            ["alloc", "dev", server, index] => {
-                if let (Ok(i), Ok(id)) = (index.parse::<u32>(), kv.value_str()) {
-                    s.held.insert((server.to_string(), i), id.to_string());
+            ["alloc", "dev", server, index, id] => {
+                if let Ok(i) = index.parse::<u32>() {
+                    s.held
+                        .entry((server.to_string(), i))
+                        .or_default()
+                        .push(Holder {
+                            allocation: id.to_string(),
+                            exclusive: kv.value() == b"exclusive",
+                        });
+                }
+            }
+            ["alloc", "gen", server, index] => {
+                if let Ok(i) = index.parse::<u32>() {
+                    s.gen_rev.insert((server.to_string(), i), kv.mod_revision());
                 }
             }
             _ => {}
@@ -459,6 +497,10 @@ pub struct Request {
     /// All devices must come from one server (otherwise one server is preferred, and an
     /// allocation that fits on none spans several).
     pub same_server: bool,
+    /// Hold the devices alone. Otherwise the allocation shares devices with other shared
+    /// allocations (idle devices first); devices whose server serves one session at a time are
+    /// always held alone.
+    pub exclusive: bool,
 }
 
 fn cc_of(s: &str) -> (u32, u32) {
@@ -480,54 +522,78 @@ pub fn choose(snap: &Snapshot, req: &Request) -> Result<Vec<(String, u32)>, Stri
             continue;
         }
         total += 1;
-        if snap.held.contains_key(key) {
+        let holders = snap.held.get(key).map_or(&[][..], Vec::as_slice);
+        if holders.is_empty() {
+            free_now += 1;
+        }
+        let alone = req.exclusive || d.mode == "exclusive";
+        if (alone && !holders.is_empty()) || holders.iter().any(|h| h.exclusive) {
             continue;
         }
-        free_now += 1;
         if d.memory < req.min_memory || cc_of(&d.cc) < req.min_cc {
             continue;
         }
         by_server.entry(&d.server).or_default().push(d);
     }
     let free = |d: &DeviceRecord| d.free.unwrap_or(d.memory);
+    let sharing = |d: &DeviceRecord| {
+        snap.held
+            .get(&(d.server.clone(), d.index))
+            .map_or(0, Vec::len)
+    };
     for devs in by_server.values_mut() {
-        devs.sort_by_key(|d| (free(d), d.index));
-        if req.spread {
-            devs.reverse();
-        }
+        // Idle devices first; then the best fit (or, with `spread`, the most free memory).
+        devs.sort_by_key(|d| {
+            (
+                sharing(d),
+                if req.spread {
+                    u64::MAX - free(d)
+                } else {
+                    free(d)
+                },
+                d.index,
+            )
+        });
     }
-    let mut best: Option<(u64, Vec<(String, u32)>)> = None;
+    // (allocations already on the picked devices, their free memory, the pick)
+    type Pick = (usize, u64, Vec<(String, u32)>);
+    let mut best: Option<Pick> = None;
     for devs in by_server.values() {
         if devs.len() < req.gpus {
             continue;
         }
         let pick: Vec<&DeviceRecord> = devs[..req.gpus].to_vec();
+        let shared: usize = pick.iter().map(|d| sharing(d)).sum();
         let score: u64 = pick.iter().map(|d| free(d)).sum();
         let better = match &best {
             None => true,
-            Some((s, _)) => {
-                if req.spread {
-                    score > *s
-                } else {
-                    score < *s
-                }
+            Some((sh, s, _)) => {
+                shared < *sh || (shared == *sh && if req.spread { score > *s } else { score < *s })
             }
         };
         if better {
             best = Some((
+                shared,
                 score,
                 pick.iter().map(|d| (d.server.clone(), d.index)).collect(),
             ));
         }
     }
-    if let Some((_, p)) = best {
+    if let Some((_, _, p)) = best {
         return Ok(p);
     }
     let matching: usize = by_server.values().map(Vec::len).sum();
     if !req.same_server && matching >= req.gpus {
         let mut picked: Vec<&DeviceRecord> = if req.spread {
             let mut all: Vec<&DeviceRecord> = by_server.values().flatten().copied().collect();
-            all.sort_by_key(|d| (std::cmp::Reverse(free(d)), d.server.clone(), d.index));
+            all.sort_by_key(|d| {
+                (
+                    sharing(d),
+                    std::cmp::Reverse(free(d)),
+                    d.server.clone(),
+                    d.index,
+                )
+            });
             all.truncate(req.gpus);
             all
         } else {
@@ -659,6 +725,7 @@ pub async fn allocate(
                     since: now(),
                     devices: devices.clone(),
                     memory_quota: req.memory_quota,
+                    exclusive: req.exclusive,
                 };
                 let put = Some(PutOptions::new().with_lease(lease));
                 let mut when = Vec::new();
@@ -676,13 +743,29 @@ pub async fn allocate(
                 });
                 ops.push(TxnOp::put(user_key, id.clone(), None));
                 for (s, i) in &devices {
-                    when.push(Compare::version(alloc_dev_key(s, *i), CompareOp::Equal, 0));
+                    // Nobody took the device since the snapshot (holders that left meanwhile
+                    // only make room), and its server is still registered.
+                    let gen = alloc_gen_key(s, *i);
+                    when.push(match snap.gen_rev.get(&(s.clone(), *i)) {
+                        Some(&rev) => Compare::mod_revision(gen.clone(), CompareOp::Equal, rev),
+                        None => Compare::version(gen.clone(), CompareOp::Equal, 0),
+                    });
                     when.push(Compare::version(
                         format!("{PREFIX}servers/{s}"),
                         CompareOp::Greater,
                         0,
                     ));
-                    ops.push(TxnOp::put(alloc_dev_key(s, *i), id.clone(), put.clone()));
+                    ops.push(TxnOp::put(gen, id.clone(), None));
+                    let alone = req.exclusive
+                        || snap
+                            .devices
+                            .get(&(s.clone(), *i))
+                            .is_some_and(|d| d.mode == "exclusive");
+                    ops.push(TxnOp::put(
+                        alloc_dev_key(s, *i, &id),
+                        if alone { "exclusive" } else { "shared" },
+                        put.clone(),
+                    ));
                 }
                 let committed = c
                     .txn(Txn::new().when(when).and_then(ops))
@@ -755,7 +838,7 @@ pub async fn release(url: &RegistryUrl, id: &str) -> Result<()> {
         .with_context(|| format!("no allocation {id} in the pool"))?;
     let mut ops = vec![TxnOp::delete(alloc_key(id), None)];
     for (s, i) in &rec.devices {
-        ops.push(TxnOp::delete(alloc_dev_key(s, *i), None));
+        ops.push(TxnOp::delete(alloc_dev_key(s, *i, id), None));
     }
     c.txn(Txn::new().and_then(ops)).await?;
     Ok(())
@@ -794,8 +877,45 @@ mod tests {
             mode: "shared".into(),
             driver_version: 13000,
             sessions: 0,
+            load: None,
             uuid: String::new(),
         }
+    }
+
+    #[test]
+    fn shared_allocations_share_idle_devices_first_exclusive_ones_hold_alone() {
+        let mut s = snap(
+            vec![dev("a", 0, 8 << 30, 8 << 30), dev("a", 1, 8 << 30, 4 << 30)],
+            &[],
+        );
+        let holds = |s: &mut Snapshot, i: u32, excl: bool| {
+            s.held.entry(("a".into(), i)).or_default().push(Holder {
+                allocation: format!("h{i}"),
+                exclusive: excl,
+            })
+        };
+        holds(&mut s, 1, false);
+        // Device 1 is the better fit, but device 0 is idle.
+        assert_eq!(
+            choose(&s, &req(1, 0, false)).unwrap(),
+            vec![("a".into(), 0)]
+        );
+        // Two shared: the held one is shared too.
+        assert_eq!(choose(&s, &req(2, 0, false)).unwrap().len(), 2);
+        let mut alone = req(2, 0, false);
+        alone.exclusive = true;
+        assert!(choose(&s, &alone).is_err());
+        alone.gpus = 1;
+        assert_eq!(choose(&s, &alone).unwrap(), vec![("a".into(), 0)]);
+        // An exclusive holder keeps everyone out; a device whose server serves one session at
+        // a time is never shared.
+        holds(&mut s, 0, true);
+        assert!(choose(&s, &req(2, 0, false)).is_err());
+        let mut s = snap(vec![dev("a", 0, 8 << 30, 8 << 30)], &[]);
+        s.devices.get_mut(&("a".into(), 0)).unwrap().mode = "exclusive".into();
+        assert!(choose(&s, &req(1, 0, false)).is_ok());
+        holds(&mut s, 0, false);
+        assert!(choose(&s, &req(1, 0, false)).is_err());
     }
 
     fn snap(devs: Vec<DeviceRecord>, held: &[(&str, u32)]) -> Snapshot {
@@ -816,7 +936,13 @@ mod tests {
             s.devices.insert((d.server.clone(), d.index), d);
         }
         for (srv, i) in held {
-            s.held.insert((srv.to_string(), *i), "x".into());
+            s.held
+                .entry((srv.to_string(), *i))
+                .or_default()
+                .push(Holder {
+                    allocation: "x".into(),
+                    exclusive: true,
+                });
         }
         s
     }
@@ -829,6 +955,7 @@ mod tests {
             spread,
             memory_quota: None,
             same_server: false,
+            exclusive: false,
         }
     }
 

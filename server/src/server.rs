@@ -339,6 +339,7 @@ fn device_records(
                    kind: &str,
                    memory: u64,
                    free: Option<u64>,
+                   load: Option<u32>,
                    cc: String,
                    driver_version: i32| {
         out.push(crate::pool::DeviceRecord {
@@ -357,6 +358,7 @@ fn device_records(
             .into(),
             driver_version,
             sessions: live.placement.users(index),
+            load,
             uuid: crate::placement::uuid_string(uuids.get(index).unwrap_or(&[0; 16])),
         });
     };
@@ -369,12 +371,16 @@ fn device_records(
     for (i, &ord) in gpus.iter().enumerate() {
         if let Some(g) = gpu_driver.and_then(|d| d.gpus.iter().find(|g| g.ordinal == ord)) {
             let attr = |a: usize| g.attributes.get(a).copied().unwrap_or(0);
+            let (free, load) = crate::device::nvml::usage(&crate::placement::uuid_string(
+                uuids.get(i).unwrap_or(&[0; 16]),
+            ));
             add(
                 i,
                 g.name.clone(),
                 "gpu",
                 g.total_mem,
-                None,
+                free,
+                load,
                 format!("{}.{}", attr(75), attr(76)),
                 gpu_driver.map_or(0, |d| d.version),
             );
@@ -398,6 +404,7 @@ fn device_records(
                 "cpu",
                 d.total_mem(),
                 Some(d.total_mem().saturating_sub(d.used_mem())),
+                None,
                 cc,
                 crate::session::DRIVER_VERSION,
             );

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod nvml;
 
 use rgpu_protocol::error::CuResult;
 use std::sync::Arc;
