@@ -138,6 +138,7 @@ SERVER_OK=0 SERVER_STARTS=0 SERVER_EVENTS=() DEVICES_TEXT=""
 MEM_RESULT="not run" MEM_NATIVE="" MEM_SERVER=""
 BENCH_STATUS="not run" BENCH_TABLE="" BW_NATIVE="" BW_RGPU=""
 TORCH_NATIVE="not run" TORCH_RGPU="not run" TORCH_TAIL=""
+MULTI_RESULT="not run" PEER_RESULT="not run" SERVER2_PID=""
 SUMMARY_NOTE=""
 declare -A COUNT=()
 server_state() {
@@ -182,6 +183,8 @@ write_report() {
         echo "* dead-client memory release: $MEM_RESULT"
         echo "* rgpu-bench: $BENCH_STATUS"
         echo "* PyTorch through rgpu: $TORCH_RGPU (native: $TORCH_NATIVE)"
+        echo "* one process, two servers on this machine's GPU (\`multi_device 2\`): $MULTI_RESULT"
+        echo "* cuMemcpyPeer between the two servers (\`peer_copy 64\`, staged through the client): $PEER_RESULT"
         local e
         for e in "${SERVER_EVENTS[@]}"; do echo "* server: $(cell "$e")"; done
         [ ${#BUILD_FAILED[@]} -gt 0 ] && echo "* not built: ${BUILD_FAILED[*]} (build.log)"
@@ -282,6 +285,7 @@ cleanup() {
         kill $(pgrep -P "$p" 2>/dev/null) "$p" 2>/dev/null
     done
     stop_server
+    [ -n "$SERVER2_PID" ] && kill -KILL "$SERVER2_PID" 2>/dev/null
     if [ -n "$WATCHDOG_PID" ]; then
         if command -v pgrep >/dev/null; then
             for p in $(pgrep -P "$WATCHDOG_PID"); do kill "$p" 2>/dev/null; done
@@ -419,7 +423,7 @@ while IFS='|' read -r n p a e f note; do
 done <"$CASES_FILE"
 
 # What to build: programs and kernel modules the cases name, plus the helpers of steps 5 and 7.
-declare -A WANT=([c/hold_memory]=1 [bench/bandwidth]=1)
+declare -A WANT=([c/hold_memory]=1 [bench/bandwidth]=1 [bench/peer_copy]=1 [cuda/multi_device]=1)
 for i in "${!C_NAME[@]}"; do
     case ${C_PROG[i]} in c/* | cuda/*) WANT[${C_PROG[i]}]=1 ;; esac
     read -ra words <<<"${C_ARGS[i]}"
@@ -991,6 +995,59 @@ else
 fi
 log "torch native: $TORCH_NATIVE"
 log "torch rgpu:   $TORCH_RGPU"
+
+# =================================================================================================
+# 6b. Two servers on this machine's GPU, one program using a device of each (a server set)
+# =================================================================================================
+STAGE=multi
+if [ "$SERVER_OK" = 1 ] && ensure_server multi && (($(left) > 40)); then
+    CONN2=$W/server2.json SET=$W/servers.json
+    rm -f "$CONN2"
+    echo "=== [$(date -u +%T)] second server for the multi-server check" >>"$OUT/server.log"
+    NO_COLOR=1 RGPU_LOG=${RGPU_SERVER_LOG:-info} "$RGPU" server --device "$DEVICE" --listen 127.0.0.1:0 \
+        --state-dir "$W/server2-state" --connection-file "$CONN2" --shutdown-grace 1 "${SERVER_ARGS[@]}" \
+        </dev/null >>"$OUT/server.log" 2>&1 &
+    SERVER2_PID=$!
+    for _ in $(seq 200); do [ -s "$CONN2" ] && break; sleep 0.1; done
+    sleep 0.3
+    if [ -s "$CONN2" ]; then
+        # Device 0 of each server: the program sees two devices (the same GPU, two sessions).
+        printf '{"servers": [%s, %s]}\n' "$(tr -d '\n' <"$CONN")" "$(tr -d '\n' <"$CONN2")" >"$SET"
+        for prog in multi_device peer_copy; do
+            case $prog in
+            multi_device) exe=$W/bin/cuda/multi_device args=(2) ;;
+            peer_copy) exe=$W/bin/c/peer_copy args=(64) ;;
+            esac
+            [ -x "$exe" ] || { printf -v "res_$prog" '%s' "not built"; continue; }
+            t0=$(now_ms)
+            env RGPU_LOG=warn NO_COLOR=1 timeout -k 3 "$(cap 60 10 5)" "$RGPU" run --connection-file "$SET" -- "$exe" "${args[@]}" \
+                </dev/null >"$W/run/$prog-multi.out" 2>"$W/run/$prog-multi.err"
+            rc=$? ms=$(($(now_ms) - t0))
+            { echo "+ rgpu run --connection-file servers.json -- $prog ${args[*]}: exit $rc, $ms ms"; cat "$W/run/$prog-multi.out" "$W/run/$prog-multi.err"; echo; } >>"$OUT/bench.log"
+            case $prog in
+            multi_device)
+                if [ "$rc" = 0 ] && grep -q PASSED "$W/run/$prog-multi.out"; then
+                    MULTI_RESULT="PASS in $ms ms"
+                else
+                    MULTI_RESULT="exit $rc: $(cat "$W/run/$prog-multi.out" "$W/run/$prog-multi.err" | grep -v '^\s*$' | tail -2 | tr '\n' ' ')"
+                fi ;;
+            peer_copy)
+                if [ "$rc" = 0 ]; then
+                    PEER_RESULT=$(grep '^peer' "$W/run/$prog-multi.out" | awk -F'[ |]+' '{printf "%s KiB %s GB/s; ", $2, $4}')
+                else
+                    PEER_RESULT="exit $rc: $(tail -2 "$W/run/$prog-multi.err" | tr '\n' ' ')"
+                fi ;;
+            esac
+        done
+    else
+        MULTI_RESULT="the second server did not start (server.log)" PEER_RESULT=$MULTI_RESULT
+    fi
+    kill -TERM "$SERVER2_PID" 2>/dev/null
+    wait "$SERVER2_PID" 2>/dev/null
+    SERVER2_PID=""
+fi
+log "multi-server: $MULTI_RESULT"
+log "peer copies across servers: $PEER_RESULT"
 
 # =================================================================================================
 # 8. The report

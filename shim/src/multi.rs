@@ -455,7 +455,7 @@ pub fn on_every_copy(s: &Servers, req: &Request) -> Option<CuResult<Reply>> {
 }
 
 /// A device-to-device copy between two servers, staged through this process: the source is
-/// read in rounds of up to 64 MiB and written to the destination. An asynchronous copy first
+/// read in rounds of up to 64 MiB, each written to the destination while the next is read. An asynchronous copy first
 /// waits for its stream; the copy itself is synchronous (allowed: it only orders more strictly).
 pub fn cross_copy(s: &Servers, req: &Request) -> CuResult<Reply> {
     let (dst, src, n, stream) = match req {
@@ -489,16 +489,17 @@ pub fn cross_copy(s: &Servers, req: &Request) -> CuResult<Reply> {
                 })
             })
             .collect();
+        // Reading round k+1 overlaps writing round k: every chunk but the very last is written
+        // without waiting, and the last waits, so a failure of any is reported here.
         let reps = rt::call_client_batch(&s.list[ks].client, cs, &reqs)?;
-        let last = reps.len() - 1;
+        let count = reps.len();
         for (i, rep) in reps.into_iter().enumerate() {
             let Reply::MemcpyDtoH(r) = rep else {
                 return Err(rt::mismatch("cuMemcpyPeer"));
             };
             let at = dst + (off + i * STAGE_CHUNK) as u64;
             let len = r.dst.len() as u64;
-            if i == last {
-                // The round's last chunk waits, so a failure of any is reported here.
+            if off + round == n && i + 1 == count {
                 call_on(
                     s,
                     kd,

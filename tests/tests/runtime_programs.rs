@@ -72,6 +72,7 @@ both_runtimes!(
     device_functions,
     launch_api,
     pred_logic,
+    multi_device,
 );
 
 /// Programs that pass with one runtime only; the other one is an ignored test below.

@@ -358,6 +358,9 @@ fn test() -> Result<()> {
     if !report.contains("**3 pass**") {
         bail!("bench/gpu-check.sh dry run did not pass its 3 programs:\n{report}");
     }
+    if !report.contains("(`multi_device 2`): PASS") {
+        bail!("bench/gpu-check.sh dry run: the two-server check did not pass:\n{report}");
+    }
     // Every decoder of untrusted bytes, fuzzed for a bounded time.
     fuzz(20)
 }
