@@ -9,7 +9,7 @@ use crate::error::DecodeError;
 use serde::{Deserialize, Serialize};
 
 /// Version of the framing, handshake and message set. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// First bytes of every handshake frame.
 pub const MAGIC: [u8; 4] = *b"RGPU";
 /// Default upper bound for one frame (a 1 GiB copy plus headers).

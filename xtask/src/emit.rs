@@ -128,9 +128,8 @@ fn all_messages(spec: &Spec) -> Vec<MsgInfo> {
 /// fields of replies (which it renumbers).
 fn route_keys(o: &mut String, msgs: &[MsgInfo]) {
     o.push_str("/// A request field by which a client with several servers routes the call.\n#[derive(Debug, PartialEq)]\npub enum RouteKey<'a> {\n    /// A device ordinal (the client renumbers it for the server).\n    Device(&'a mut i32),\n    /// An opaque handle (the client may swap a replicated handle for that server's copy).\n    Handle(&'a mut u64),\n    /// A device address.\n    Ptr(u64),\n}\n\nimpl Request {\n    /// The fields by which a client with several servers routes this request, in order.\n    pub fn route_keys(&mut self) -> Vec<RouteKey<'_>> {\n        match self {\n");
-    for m in msgs {
-        let keys: Vec<String> = m
-            .fields
+    match_arms(o, msgs, "Request", |m| {
+        m.fields
             .req
             .iter()
             .filter_map(|(n, t)| match t.as_str() {
@@ -139,37 +138,39 @@ fn route_keys(o: &mut String, msgs: &[MsgInfo]) {
                 "dptr" => Some(format!("RouteKey::Ptr(m.{n})")),
                 _ => None,
             })
-            .collect();
-        if !keys.is_empty() {
-            writeln!(
-                o,
-                "            Request::{}(m) => vec![{}],",
-                m.name,
-                keys.join(", ")
-            )
-            .unwrap();
-        }
-    }
+            .collect()
+    });
     o.push_str("            _ => Vec::new(),\n        }\n    }\n}\n\nimpl Reply {\n    /// The device ordinals in this reply (a client with several servers renumbers them).\n    pub fn devices_mut(&mut self) -> Vec<&mut i32> {\n        match self {\n");
-    for m in msgs {
-        let keys: Vec<String> = m
-            .fields
+    match_arms(o, msgs, "Reply", |m| {
+        m.fields
             .rep
             .iter()
             .filter(|(_, t)| t == "device")
             .map(|(n, _)| format!("&mut m.{n}"))
-            .collect();
-        if !keys.is_empty() {
+            .collect()
+    });
+    o.push_str("            _ => Vec::new(),\n        }\n    }\n}\n\n");
+}
+
+/// One `Enum::Msg(m) => vec![…],` arm per message for which `items` lists anything.
+fn match_arms(
+    o: &mut String,
+    msgs: &[MsgInfo],
+    kind: &str,
+    items: impl Fn(&MsgInfo) -> Vec<String>,
+) {
+    for m in msgs {
+        let items = items(m);
+        if !items.is_empty() {
             writeln!(
                 o,
-                "            Reply::{}(m) => vec![{}],",
+                "            {kind}::{}(m) => vec![{}],",
                 m.name,
-                keys.join(", ")
+                items.join(", ")
             )
             .unwrap();
         }
     }
-    o.push_str("            _ => Vec::new(),\n        }\n    }\n}\n\n");
 }
 
 fn fnv(text: &str) -> u64 {
