@@ -734,15 +734,8 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
     Ok(0)
 }
 
-fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {
-    let path = conn
-        .or_else(|| {
-            let p = default_state_dir().join("connection.json");
-            p.exists().then_some(p)
-        })
-        .context("no connection file: pass --connection-file or set RGPU_CONNECTION_FILE")?;
-    let cf = ConnectionFile::read(&path)?;
-    let client = Client::connect(ClientConfig::new(cf))?;
+/// The devices one server offers this client, as `rgpu devices` lists them.
+fn device_rows(client: &Client) -> Result<Vec<serde_json::Value>> {
     let call = |r: Request| client.call(CallHeader::default(), &r);
     call(Request::Init(InitReq { flags: 0 }))?;
     let Reply::DeviceGetCount(n) = call(Request::DeviceGetCount(DeviceGetCountReq {}))? else {
@@ -791,14 +784,48 @@ fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {
             "policy": if load.exclusive { "exclusive" } else { "shared" },
         }));
     }
+    Ok(rows)
+}
+
+fn devices(conn: Option<PathBuf>, json: bool) -> Result<i32> {
+    let path = conn
+        .or_else(|| {
+            let p = default_state_dir().join("connection.json");
+            p.exists().then_some(p)
+        })
+        .context("no connection file: pass --connection-file or set RGPU_CONNECTION_FILE")?;
+    // One server, or each server of a set (the program's device numbers run across them).
+    let servers = rgpu_protocol::connfile::ServerSet::read(&path)?;
+    let several = servers.len() > 1;
+    let mut rows = vec![];
+    for cf in servers {
+        let address = cf.address.clone();
+        let client = Client::connect(ClientConfig::new(cf))
+            .with_context(|| format!("the server at {address}"))?;
+        for mut r in device_rows(&client)? {
+            r["index"] = serde_json::json!(rows.len());
+            r["server"] = serde_json::json!(address);
+            rows.push(r);
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
+        if several {
+            print!("{:<6} {:<22} ", "DEVICE", "SERVER");
+        }
         println!(
             "{:<5} {:<28} {:>12} {:>12} {:>4} {:>4} {:>8} {:<9} UUID",
             "INDEX", "NAME", "MEMORY", "FREE", "CC", "SMS", "SESSIONS", "POLICY"
         );
         for r in rows {
+            if several {
+                print!(
+                    "{:<6} {:<22} ",
+                    r["index"].as_u64().unwrap_or(0),
+                    r["server"].as_str().unwrap_or("")
+                );
+            }
             println!(
                 "{:<5} {:<28} {:>8} MiB {:>12} {:>4} {:>4} {:>8} {:<9} {}",
                 r["server_index"].as_u64().unwrap_or(0),

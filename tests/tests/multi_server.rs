@@ -84,6 +84,23 @@ fn a_set_restricts_each_server_to_its_devices() {
     s["servers"][0]["visible_devices"] = "1".into();
     s["servers"][1]["visible_devices"] = "0".into();
     std::fs::write(&set, serde_json::to_vec(&s).unwrap()).unwrap();
+    // `rgpu devices` lists them as the program will number them.
+    let out = Command::new(common::rgpu())
+        .args(["devices", "--json", "--connection-file"])
+        .arg(&set)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::show(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0]["index"].as_u64(), rows[1]["index"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(rows[0]["server_index"], 1);
+    assert_eq!(rows[1]["server_index"], 0);
+    assert_ne!(rows[0]["server"], rows[1]["server"]);
     let exe = common::cuda_program("multi_device", Runtime::Cuda13);
     let out = run(&exe, &["2"], &set);
     assert!(
