@@ -97,25 +97,57 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-static OWNERS: Mutex<BTreeMap<u64, Owner>> = Mutex::new(BTreeMap::new());
+/// What this module remembers about the process's sessions; a forked child (which gets
+/// sessions of its own) starts afresh.
+#[derive(Default)]
+struct Book {
+    pid: u32,
+    /// Device allocations by base address.
+    owners: BTreeMap<u64, Owner>,
+    /// Handles the program holds for something loaded on every server: its handle (the first
+    /// server's) → each server's handle.
+    replicas: HashMap<u64, Vec<u64>>,
+}
 
-/// Handles the program holds for something loaded on every server: its handle (the first
-/// server's) → each server's handle.
-static REPLICAS: Mutex<Option<HashMap<u64, Vec<u64>>>> = Mutex::new(None);
+static BOOK: Mutex<Option<Book>> = Mutex::new(None);
+
+/// The book of this process.
+fn book<R>(f: impl FnOnce(&mut Book) -> R) -> R {
+    let mut g = lock(&BOOK);
+    let pid = std::process::id();
+    let b = g.get_or_insert_with(Book::default);
+    if b.pid != pid {
+        *b = Book {
+            pid,
+            ..Book::default()
+        };
+    }
+    f(b)
+}
 
 thread_local! {
-    /// The context this thread last used on each server: calls that go to a server other than
-    /// the one of the current context run there.
-    static LAST_CTX: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// (pid, the context this thread last used on each server): calls that go to a server
+    /// other than the one of the current context run there.
+    static LAST_CTX: RefCell<(u32, Vec<u64>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+fn with_last_ctx<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    LAST_CTX.with(|l| {
+        let mut l = l.borrow_mut();
+        let pid = std::process::id();
+        if l.0 != pid {
+            *l = (pid, Vec::new());
+        }
+        f(&mut l.1)
+    })
 }
 
 fn last_ctx(server: usize) -> u64 {
-    LAST_CTX.with(|l| l.borrow().get(server).copied().unwrap_or(0))
+    with_last_ctx(|l| l.get(server).copied().unwrap_or(0))
 }
 
 fn set_last_ctx(server: usize, ctx: u64) {
-    LAST_CTX.with(|l| {
-        let mut l = l.borrow_mut();
+    with_last_ctx(|l| {
         if l.len() <= server {
             l.resize(server + 1, 0);
         }
@@ -125,28 +157,25 @@ fn set_last_ctx(server: usize, ctx: u64) {
 
 /// (server, context) of the allocation holding device address `p`, if this process made it.
 fn owner(p: u64) -> Option<(usize, u64)> {
-    let g = lock(&OWNERS);
-    let (_, o) = g.range(..=p).next_back()?;
-    (p < o.end).then_some((o.server, o.ctx))
+    book(|b| {
+        let (_, o) = b.owners.range(..=p).next_back()?;
+        (p < o.end).then_some((o.server, o.ctx))
+    })
 }
 
 /// Registers a group of handles, one per server; the program gets the first.
 pub fn add_replicas(handles: Vec<u64>) -> u64 {
     let h = handles[0];
-    lock(&REPLICAS)
-        .get_or_insert_with(HashMap::new)
-        .insert(h, handles);
+    book(|b| b.replicas.insert(h, handles));
     h
 }
 
 fn replicas(h: u64) -> Option<Vec<u64>> {
-    lock(&REPLICAS).as_ref()?.get(&h).cloned()
+    book(|b| b.replicas.get(&h).cloned())
 }
 
 fn drop_replicas(h: u64) {
-    if let Some(m) = lock(&REPLICAS).as_mut() {
-        m.remove(&h);
-    }
+    book(|b| b.replicas.remove(&h));
 }
 
 /// Where a call goes.
@@ -273,10 +302,12 @@ pub fn route(s: &Servers, req: &mut Request, ctx: u64) -> CuResult<Route> {
             }
         }
     }
-    let ctx = match ctx_there {
-        Some(c) => c,
-        None if ctx_server == Some(server) => ctx,
-        None => last_ctx(server),
+    // The current context when it is on that server (as with one server); else the context
+    // the address was allocated in, else the one this thread last used there.
+    let ctx = if ctx_server == Some(server) {
+        ctx
+    } else {
+        ctx_there.unwrap_or_else(|| last_ctx(server))
     };
     Ok(Route::To { server, ctx })
 }
@@ -296,11 +327,19 @@ pub fn after(s: &Servers, server: usize, ctx: u64, req: &Request, rep: &mut Repl
         }
         (Request::ModuleGetGlobal(_), Reply::ModuleGetGlobal(r)) => Some((r.dptr, r.bytes)),
         (Request::MemFree(q), _) => {
-            lock(&OWNERS).remove(&q.dptr);
+            book(|b| b.owners.remove(&q.dptr));
             None
         }
         (Request::MemFreeAsync(q), _) => {
-            lock(&OWNERS).remove(&q.dptr);
+            book(|b| b.owners.remove(&q.dptr));
+            None
+        }
+        (Request::CtxDestroy(q), _) => {
+            // Its memory went with it.
+            book(|b| {
+                b.owners
+                    .retain(|_, o| !(o.server == server && o.ctx == q.ctx))
+            });
             None
         }
         _ => None,
@@ -324,17 +363,17 @@ fn record(
 ) -> CuResult<()> {
     let end = base.saturating_add(size);
     loop {
-        let clash = {
-            let g = lock(&OWNERS);
-            g.range(..end)
+        let clash = book(|bk| {
+            bk.owners
+                .range(..end)
                 .next_back()
                 .filter(|(&b, o)| o.end > base && !(b == base && o.server == server))
                 .map(|(&b, o)| (b, *o))
-        };
+        });
         let Some((b, o)) = clash else { break };
         if o.server == server {
             // The server reused the range: the old allocation is gone.
-            lock(&OWNERS).remove(&b);
+            book(|bk| bk.owners.remove(&b));
             continue;
         }
         // Still allocated on the other server? (Its context may have been destroyed since.)
@@ -343,7 +382,7 @@ fn record(
             Ok(Reply::MemGetAddressRange(r)) if r.base == b
         );
         if !alive {
-            lock(&OWNERS).remove(&b);
+            book(|bk| bk.owners.remove(&b));
             continue;
         }
         if matches!(
@@ -360,7 +399,7 @@ fn record(
         );
         return Err(CuError::OUT_OF_MEMORY);
     }
-    lock(&OWNERS).insert(base, Owner { end, server, ctx });
+    book(|b| b.owners.insert(base, Owner { end, server, ctx }));
     Ok(())
 }
 
