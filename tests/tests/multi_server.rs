@@ -131,3 +131,27 @@ fn a_server_of_the_set_that_is_down_fails_the_program_clearly() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn programs_written_for_one_device_behave_the_same_on_a_server_set() {
+    // The routing must not change what a program sees of its device 0: context rules, errors,
+    // unified addresses, fork, threads and streams, as the driver-API corpus checks them.
+    let dir = tempfile::tempdir().unwrap();
+    let (_servers, set) = start(dir.path(), &[1, 1]);
+    for p in [
+        "contexts",
+        "memory",
+        "pointers",
+        "fork",
+        "threads",
+        "streams_events",
+    ] {
+        let out = run(&common::c_program(p), &[], &set);
+        assert!(
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains(&format!("{p}: PASSED")),
+            "{p}: {}",
+            common::show(&out)
+        );
+    }
+}
