@@ -1341,6 +1341,37 @@ impl Handler for Session {
         Ok(CtxSetSharedMemConfigRep {})
     }
 
+    fn ctx_enable_peer_access(
+        &self,
+        cx: &Cx,
+        req: CtxEnablePeerAccessReq,
+    ) -> CuResult<CtxEnablePeerAccessRep> {
+        if req.flags != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let st = self.st();
+        self.ctx(&st, cx)?;
+        if !st.contexts.contains_key(&req.peer_ctx) {
+            return Err(CuError::INVALID_CONTEXT);
+        }
+        // CPU devices report no peer access (cuDeviceCanAccessPeer says 0); copies between
+        // them work without it.
+        Err(CuError::PEER_ACCESS_UNSUPPORTED)
+    }
+
+    fn ctx_disable_peer_access(
+        &self,
+        cx: &Cx,
+        req: CtxDisablePeerAccessReq,
+    ) -> CuResult<CtxDisablePeerAccessRep> {
+        let st = self.st();
+        self.ctx(&st, cx)?;
+        if !st.contexts.contains_key(&req.peer_ctx) {
+            return Err(CuError::INVALID_CONTEXT);
+        }
+        Err(CuError::PEER_ACCESS_NOT_ENABLED)
+    }
+
     fn mem_alloc(&self, cx: &Cx, req: MemAllocReq) -> CuResult<MemAllocRep> {
         let mut st = self.st();
         let dev = self.ctx(&st, cx)?.device;

@@ -221,6 +221,17 @@ pub fn route(s: &Servers, req: &mut Request, ctx: u64) -> CuResult<Route> {
     if let Some(k) = ctx_server {
         set_last_ctx(k, ctx);
     }
+    // Peer access between contexts of different servers does not exist (cuDeviceCanAccessPeer
+    // says 0 for them); copies between them are staged instead.
+    match req {
+        Request::CtxEnablePeerAccess(r) if s.of_handle(r.peer_ctx) != ctx_server => {
+            return Err(CuError::PEER_ACCESS_UNSUPPORTED)
+        }
+        Request::CtxDisablePeerAccess(r) if s.of_handle(r.peer_ctx) != ctx_server => {
+            return Err(CuError::PEER_ACCESS_NOT_ENABLED)
+        }
+        _ => {}
+    }
     let mut target: Option<(usize, Option<u64>)> = None;
     let (mut dev_servers, mut ptr_servers, mut handle_servers) = (vec![], vec![], vec![]);
     let mut replicated = false;

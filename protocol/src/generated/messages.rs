@@ -6,7 +6,7 @@ use crate::error::{CuError, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// Hash of the API declaration; client and server must agree on it.
-pub const SPEC_HASH: u64 = 0x4a891b70f5af309d;
+pub const SPEC_HASH: u64 = 0x8dbad4879a0eefa7;
 
 /// Request of message Init (opcode 1).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -401,6 +401,27 @@ pub struct CtxSetSharedMemConfigReq {
 /// Reply of message CtxSetSharedMemConfig (opcode 51).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CtxSetSharedMemConfigRep {}
+
+/// Request of message CtxEnablePeerAccess (opcode 52).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CtxEnablePeerAccessReq {
+    pub peer_ctx: u64,
+    pub flags: u32,
+}
+
+/// Reply of message CtxEnablePeerAccess (opcode 52).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CtxEnablePeerAccessRep {}
+
+/// Request of message CtxDisablePeerAccess (opcode 53).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CtxDisablePeerAccessReq {
+    pub peer_ctx: u64,
+}
+
+/// Reply of message CtxDisablePeerAccess (opcode 53).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CtxDisablePeerAccessRep {}
 
 /// Request of message MemAlloc (opcode 60).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -1269,6 +1290,8 @@ pub enum Request {
     CtxGetStreamPriorityRange(CtxGetStreamPriorityRangeReq),
     CtxGetSharedMemConfig(CtxGetSharedMemConfigReq),
     CtxSetSharedMemConfig(CtxSetSharedMemConfigReq),
+    CtxEnablePeerAccess(CtxEnablePeerAccessReq),
+    CtxDisablePeerAccess(CtxDisablePeerAccessReq),
     MemAlloc(MemAllocReq),
     MemFree(MemFreeReq),
     MemGetInfo(MemGetInfoReq),
@@ -1372,6 +1395,8 @@ impl Request {
             Request::CtxGetStreamPriorityRange(_) => 49,
             Request::CtxGetSharedMemConfig(_) => 50,
             Request::CtxSetSharedMemConfig(_) => 51,
+            Request::CtxEnablePeerAccess(_) => 52,
+            Request::CtxDisablePeerAccess(_) => 53,
             Request::MemAlloc(_) => 60,
             Request::MemFree(_) => 61,
             Request::MemGetInfo(_) => 62,
@@ -1475,6 +1500,8 @@ impl Request {
             Request::CtxGetStreamPriorityRange(_) => "CtxGetStreamPriorityRange",
             Request::CtxGetSharedMemConfig(_) => "CtxGetSharedMemConfig",
             Request::CtxSetSharedMemConfig(_) => "CtxSetSharedMemConfig",
+            Request::CtxEnablePeerAccess(_) => "CtxEnablePeerAccess",
+            Request::CtxDisablePeerAccess(_) => "CtxDisablePeerAccess",
             Request::MemAlloc(_) => "MemAlloc",
             Request::MemFree(_) => "MemFree",
             Request::MemGetInfo(_) => "MemGetInfo",
@@ -1578,6 +1605,8 @@ impl Request {
             Request::CtxGetStreamPriorityRange(m) => postcard::to_extend(m, out),
             Request::CtxGetSharedMemConfig(m) => postcard::to_extend(m, out),
             Request::CtxSetSharedMemConfig(m) => postcard::to_extend(m, out),
+            Request::CtxEnablePeerAccess(m) => postcard::to_extend(m, out),
+            Request::CtxDisablePeerAccess(m) => postcard::to_extend(m, out),
             Request::MemAlloc(m) => postcard::to_extend(m, out),
             Request::MemFree(m) => postcard::to_extend(m, out),
             Request::MemGetInfo(m) => postcard::to_extend(m, out),
@@ -1705,6 +1734,8 @@ impl Request {
             51 => Ok(Request::CtxSetSharedMemConfig(crate::wire::body_from(
                 body,
             )?)),
+            52 => Ok(Request::CtxEnablePeerAccess(crate::wire::body_from(body)?)),
+            53 => Ok(Request::CtxDisablePeerAccess(crate::wire::body_from(body)?)),
             60 => Ok(Request::MemAlloc(crate::wire::body_from(body)?)),
             61 => Ok(Request::MemFree(crate::wire::body_from(body)?)),
             62 => Ok(Request::MemGetInfo(crate::wire::body_from(body)?)),
@@ -1817,6 +1848,8 @@ impl Request {
             Request::CtxGetStreamPriorityRange(Default::default()),
             Request::CtxGetSharedMemConfig(Default::default()),
             Request::CtxSetSharedMemConfig(Default::default()),
+            Request::CtxEnablePeerAccess(Default::default()),
+            Request::CtxDisablePeerAccess(Default::default()),
             Request::MemAlloc(Default::default()),
             Request::MemFree(Default::default()),
             Request::MemGetInfo(Default::default()),
@@ -1921,6 +1954,8 @@ pub enum Reply {
     CtxGetStreamPriorityRange(CtxGetStreamPriorityRangeRep),
     CtxGetSharedMemConfig(CtxGetSharedMemConfigRep),
     CtxSetSharedMemConfig(CtxSetSharedMemConfigRep),
+    CtxEnablePeerAccess(CtxEnablePeerAccessRep),
+    CtxDisablePeerAccess(CtxDisablePeerAccessRep),
     MemAlloc(MemAllocRep),
     MemFree(MemFreeRep),
     MemGetInfo(MemGetInfoRep),
@@ -2024,6 +2059,8 @@ impl Reply {
             Reply::CtxGetStreamPriorityRange(_) => 49,
             Reply::CtxGetSharedMemConfig(_) => 50,
             Reply::CtxSetSharedMemConfig(_) => 51,
+            Reply::CtxEnablePeerAccess(_) => 52,
+            Reply::CtxDisablePeerAccess(_) => 53,
             Reply::MemAlloc(_) => 60,
             Reply::MemFree(_) => 61,
             Reply::MemGetInfo(_) => 62,
@@ -2127,6 +2164,8 @@ impl Reply {
             Reply::CtxGetStreamPriorityRange(_) => "CtxGetStreamPriorityRange",
             Reply::CtxGetSharedMemConfig(_) => "CtxGetSharedMemConfig",
             Reply::CtxSetSharedMemConfig(_) => "CtxSetSharedMemConfig",
+            Reply::CtxEnablePeerAccess(_) => "CtxEnablePeerAccess",
+            Reply::CtxDisablePeerAccess(_) => "CtxDisablePeerAccess",
             Reply::MemAlloc(_) => "MemAlloc",
             Reply::MemFree(_) => "MemFree",
             Reply::MemGetInfo(_) => "MemGetInfo",
@@ -2230,6 +2269,8 @@ impl Reply {
             Reply::CtxGetStreamPriorityRange(m) => postcard::to_extend(m, out),
             Reply::CtxGetSharedMemConfig(m) => postcard::to_extend(m, out),
             Reply::CtxSetSharedMemConfig(m) => postcard::to_extend(m, out),
+            Reply::CtxEnablePeerAccess(m) => postcard::to_extend(m, out),
+            Reply::CtxDisablePeerAccess(m) => postcard::to_extend(m, out),
             Reply::MemAlloc(m) => postcard::to_extend(m, out),
             Reply::MemFree(m) => postcard::to_extend(m, out),
             Reply::MemGetInfo(m) => postcard::to_extend(m, out),
@@ -2345,6 +2386,8 @@ impl Reply {
             )?)),
             50 => Ok(Reply::CtxGetSharedMemConfig(crate::wire::body_from(body)?)),
             51 => Ok(Reply::CtxSetSharedMemConfig(crate::wire::body_from(body)?)),
+            52 => Ok(Reply::CtxEnablePeerAccess(crate::wire::body_from(body)?)),
+            53 => Ok(Reply::CtxDisablePeerAccess(crate::wire::body_from(body)?)),
             60 => Ok(Reply::MemAlloc(crate::wire::body_from(body)?)),
             61 => Ok(Reply::MemFree(crate::wire::body_from(body)?)),
             62 => Ok(Reply::MemGetInfo(crate::wire::body_from(body)?)),
@@ -2457,6 +2500,8 @@ impl Reply {
             Reply::CtxGetStreamPriorityRange(Default::default()),
             Reply::CtxGetSharedMemConfig(Default::default()),
             Reply::CtxSetSharedMemConfig(Default::default()),
+            Reply::CtxEnablePeerAccess(Default::default()),
+            Reply::CtxDisablePeerAccess(Default::default()),
             Reply::MemAlloc(Default::default()),
             Reply::MemFree(Default::default()),
             Reply::MemGetInfo(Default::default()),
@@ -2566,6 +2611,8 @@ impl Request {
             Request::CtxDestroy(m) => vec![RouteKey::Handle(&mut m.ctx)],
             Request::CtxInfo(m) => vec![RouteKey::Handle(&mut m.ctx)],
             Request::CtxSynchronize(m) => vec![RouteKey::Handle(&mut m.ctx)],
+            Request::CtxEnablePeerAccess(m) => vec![RouteKey::Handle(&mut m.peer_ctx)],
+            Request::CtxDisablePeerAccess(m) => vec![RouteKey::Handle(&mut m.peer_ctx)],
             Request::MemFree(m) => vec![RouteKey::Ptr(m.dptr)],
             Request::MemGetAddressRange(m) => vec![RouteKey::Ptr(m.dptr)],
             Request::MemcpyHtoD(m) => vec![RouteKey::Ptr(m.dst)],
@@ -2855,6 +2902,18 @@ pub trait Handler {
         cx: &Self::Cx,
         req: CtxSetSharedMemConfigReq,
     ) -> Result<CtxSetSharedMemConfigRep, CuError>;
+    /// Handles CtxEnablePeerAccess.
+    fn ctx_enable_peer_access(
+        &self,
+        cx: &Self::Cx,
+        req: CtxEnablePeerAccessReq,
+    ) -> Result<CtxEnablePeerAccessRep, CuError>;
+    /// Handles CtxDisablePeerAccess.
+    fn ctx_disable_peer_access(
+        &self,
+        cx: &Self::Cx,
+        req: CtxDisablePeerAccessReq,
+    ) -> Result<CtxDisablePeerAccessRep, CuError>;
     /// Handles MemAlloc.
     fn mem_alloc(&self, cx: &Self::Cx, req: MemAllocReq) -> Result<MemAllocRep, CuError>;
     /// Handles MemFree.
@@ -3223,6 +3282,12 @@ pub fn dispatch<H: Handler + ?Sized>(h: &H, cx: &H::Cx, req: Request) -> Result<
         Request::CtxSetSharedMemConfig(r) => h
             .ctx_set_shared_mem_config(cx, r)
             .map(Reply::CtxSetSharedMemConfig),
+        Request::CtxEnablePeerAccess(r) => h
+            .ctx_enable_peer_access(cx, r)
+            .map(Reply::CtxEnablePeerAccess),
+        Request::CtxDisablePeerAccess(r) => h
+            .ctx_disable_peer_access(cx, r)
+            .map(Reply::CtxDisablePeerAccess),
         Request::MemAlloc(r) => h.mem_alloc(cx, r).map(Reply::MemAlloc),
         Request::MemFree(r) => h.mem_free(cx, r).map(Reply::MemFree),
         Request::MemGetInfo(r) => h.mem_get_info(cx, r).map(Reply::MemGetInfo),
@@ -3341,6 +3406,8 @@ pub const MESSAGES: &[(u32, &str)] = &[
     (49, "CtxGetStreamPriorityRange"),
     (50, "CtxGetSharedMemConfig"),
     (51, "CtxSetSharedMemConfig"),
+    (52, "CtxEnablePeerAccess"),
+    (53, "CtxDisablePeerAccess"),
     (60, "MemAlloc"),
     (61, "MemFree"),
     (62, "MemGetInfo"),

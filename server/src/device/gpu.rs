@@ -168,6 +168,8 @@ driver_fns! {
     cuCtxGetCacheConfig(c: *mut i32);
     cuCtxSetCacheConfig(c: i32);
     cuCtxGetStreamPriorityRange(least: *mut i32, greatest: *mut i32);
+    cuCtxEnablePeerAccess(peer: H, flags: u32);
+    cuCtxDisablePeerAccess(peer: H);
     cuMemAlloc_v2(p: *mut u64, size: usize);
     cuMemAllocPitch_v2(p: *mut u64, pitch: *mut usize, w: usize, h: usize, elt: u32);
     cuMemFree_v2(p: u64);

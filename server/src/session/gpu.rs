@@ -231,17 +231,18 @@ impl GpuSession {
             .ok_or(CuError::INVALID_DEVICE)
     }
 
+    /// The driver's context behind session context `ctx`.
+    fn real_ctx(&self, ctx: u64) -> CuResult<H> {
+        self.st()
+            .contexts
+            .get(&ctx)
+            .map(|c| c.real)
+            .ok_or(CuError::INVALID_CONTEXT)
+    }
+
     /// Makes the session context `ctx` (0: none) current on this thread.
     fn bind(&self, ctx: u64) -> CuResult<()> {
-        let real = if ctx == 0 {
-            0
-        } else {
-            self.st()
-                .contexts
-                .get(&ctx)
-                .map(|c| c.real)
-                .ok_or(CuError::INVALID_CONTEXT)?
-        };
+        let real = if ctx == 0 { 0 } else { self.real_ctx(ctx)? };
         // SAFETY: a context of this session, or none.
         unsafe { drv::cuCtxSetCurrent(real) }
     }
@@ -1007,6 +1008,30 @@ impl Handler for GpuSession {
         Ok(CtxGetSharedMemConfigRep {
             config: c.shmem_config,
         })
+    }
+
+    fn ctx_enable_peer_access(
+        &self,
+        cx: &Cx,
+        req: CtxEnablePeerAccessReq,
+    ) -> CuResult<CtxEnablePeerAccessRep> {
+        let peer = self.real_ctx(req.peer_ctx)?;
+        self.bind(cx.ctx)?;
+        // SAFETY: the bound context and `peer` are contexts of this session.
+        unsafe { drv::cuCtxEnablePeerAccess(peer, req.flags)? };
+        Ok(CtxEnablePeerAccessRep {})
+    }
+
+    fn ctx_disable_peer_access(
+        &self,
+        cx: &Cx,
+        req: CtxDisablePeerAccessReq,
+    ) -> CuResult<CtxDisablePeerAccessRep> {
+        let peer = self.real_ctx(req.peer_ctx)?;
+        self.bind(cx.ctx)?;
+        // SAFETY: the bound context and `peer` are contexts of this session.
+        unsafe { drv::cuCtxDisablePeerAccess(peer)? };
+        Ok(CtxDisablePeerAccessRep {})
     }
 
     fn ctx_set_shared_mem_config(

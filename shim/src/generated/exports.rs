@@ -434,6 +434,36 @@ pub unsafe extern "C" fn cuCtxSetSharedMemConfig(config: i32) -> CUresult {
     })
 }
 
+/// Forwarded as message `CtxEnablePeerAccess`.
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxEnablePeerAccess(peer_ctx: *mut c_void, flags: u32) -> CUresult {
+    rt::export("cuCtxEnablePeerAccess", true, false, move || {
+        let req = CtxEnablePeerAccessReq {
+            peer_ctx: peer_ctx as u64,
+            flags,
+        };
+        let Reply::CtxEnablePeerAccess(_rep) = rt::call(Request::CtxEnablePeerAccess(req))? else {
+            return Err(rt::mismatch("cuCtxEnablePeerAccess"));
+        };
+        Ok(())
+    })
+}
+
+/// Forwarded as message `CtxDisablePeerAccess`.
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxDisablePeerAccess(peer_ctx: *mut c_void) -> CUresult {
+    rt::export("cuCtxDisablePeerAccess", true, false, move || {
+        let req = CtxDisablePeerAccessReq {
+            peer_ctx: peer_ctx as u64,
+        };
+        let Reply::CtxDisablePeerAccess(_rep) = rt::call(Request::CtxDisablePeerAccess(req))?
+        else {
+            return Err(rt::mismatch("cuCtxDisablePeerAccess"));
+        };
+        Ok(())
+    })
+}
+
 /// Forwarded as message `MemAlloc`.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAlloc_v2(dptr: *mut u64, bytesize: usize) -> CUresult {
@@ -4020,18 +4050,6 @@ pub extern "C" fn cuCtxDetach() -> CUresult {
 
 /// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
 #[no_mangle]
-pub extern "C" fn cuCtxDisablePeerAccess() -> CUresult {
-    rt::not_supported("cuCtxDisablePeerAccess")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
-pub extern "C" fn cuCtxEnablePeerAccess() -> CUresult {
-    rt::not_supported("cuCtxEnablePeerAccess")
-}
-
-/// Not forwarded yet: returns CUDA_ERROR_NOT_SUPPORTED and logs once.
-#[no_mangle]
 pub extern "C" fn cuCtxFromGreenCtx() -> CUresult {
     rt::not_supported("cuCtxFromGreenCtx")
 }
@@ -7477,6 +7495,8 @@ pub fn is_implemented(name: &str) -> bool {
             | "cuCtxCreate_v3"
             | "cuCtxCreate_v4"
             | "cuCtxDestroy_v2"
+            | "cuCtxDisablePeerAccess"
+            | "cuCtxEnablePeerAccess"
             | "cuCtxGetApiVersion"
             | "cuCtxGetCacheConfig"
             | "cuCtxGetCurrent"

@@ -43,6 +43,22 @@ int main(int argc, char** argv) {
         CHECK_LAUNCH();
         CHECK(cudaEventRecord(filled[d], streams[d]));
     }
+    // Peer access: granted where the devices can reach each other, refused clearly elsewhere
+    // (devices of different servers never can; copies between them still work).
+    CHECK(cudaSetDevice(0));
+    for (int peer = 1; peer < n_dev; peer++) {
+        int can = -1;
+        CHECK(cudaDeviceCanAccessPeer(&can, 0, peer));
+        cudaError_t e = cudaDeviceEnablePeerAccess(peer, 0);
+        if (can)
+            EXPECT(e == cudaSuccess || e == cudaErrorPeerAccessAlreadyEnabled,
+                   "enabling peer access to %d that cudaDeviceCanAccessPeer allows: %d", peer,
+                   (int)e);
+        else
+            EXPECT(e == cudaErrorPeerAccessUnsupported,
+                   "peer access to %d without support gave %d", peer, (int)e);
+        (void)cudaGetLastError();
+    }
     // Every device's pointer is told apart from every other's (unified addressing).
     for (int d = 0; d < n_dev; d++) {
         cudaPointerAttributes a;
