@@ -185,10 +185,14 @@ impl std::str::FromStr for RegistryUrl {
     }
 }
 
-/// Connects to the registry (bounded in time).
+/// Connects to one member of the registry that can serve (bounded in time): each endpoint in
+/// turn, from a varying first one, and only a member that answers a linearizable read counts (one
+/// cut off from its cluster's majority cannot). A client stays with its member; when a call
+/// fails, its owner connects again and gets another member, so a dead member or a leader change
+/// costs one reconnection.
 pub async fn connect(url: &RegistryUrl) -> Result<Client> {
     let mut opts = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(3))
+        .with_connect_timeout(Duration::from_secs(2))
         .with_timeout(Duration::from_secs(5));
     if let Some((u, p)) = &url.user {
         opts = opts.with_user(u.clone(), p.clone());
@@ -200,18 +204,34 @@ pub async fn connect(url: &RegistryUrl) -> Result<Client> {
             etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(pem)),
         );
     }
-    tokio::time::timeout(
-        Duration::from_secs(6),
-        Client::connect(url.endpoints.clone(), Some(opts)),
-    )
-    .await
-    .map_err(|_| {
-        anyhow!(
-            "the registry at {} does not answer",
-            url.endpoints.join(",")
-        )
-    })?
-    .with_context(|| format!("cannot reach the registry at {}", url.endpoints.join(",")))
+    let n = url.endpoints.len();
+    let first = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize)
+        % n.max(1);
+    let mut why = Vec::new();
+    for k in 0..n {
+        let ep = &url.endpoints[(first + k) % n];
+        let attempt = async {
+            let mut c = Client::connect([ep.clone()], Some(opts.clone())).await?;
+            c.get(
+                format!("{PREFIX}ping"),
+                Some(GetOptions::new().with_keys_only()),
+            )
+            .await?;
+            Ok::<_, etcd_client::Error>(c)
+        };
+        match tokio::time::timeout(Duration::from_secs(3), attempt).await {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(e)) => why.push(format!("{ep}: {e}")),
+            Err(_) => why.push(format!("{ep}: no answer within 3 s")),
+        }
+    }
+    Err(anyhow!(
+        "cannot reach the registry at {} ({})",
+        url.endpoints.join(","),
+        why.join("; ")
+    ))
 }
 
 fn now() -> u64 {
@@ -684,15 +704,72 @@ pub struct Allocation {
     pub servers: Vec<(ServerRecord, String)>,
     lease: i64,
     client: Client,
+    url: RegistryUrl,
     keeper: tokio::task::JoinHandle<()>,
 }
 
 impl Allocation {
-    /// Ends the allocation now (revokes its lease: every key of it goes).
+    /// Ends the allocation now (revokes its lease: every key of it goes), through another
+    /// member of the registry if the first does not answer.
     pub async fn release(mut self) {
         self.keeper.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.client.lease_revoke(self.lease))
-            .await;
+        let revoked =
+            tokio::time::timeout(Duration::from_secs(2), self.client.lease_revoke(self.lease))
+                .await;
+        if !matches!(revoked, Ok(Ok(_))) {
+            if let Ok(Ok(mut c)) =
+                tokio::time::timeout(Duration::from_secs(6), connect(&self.url)).await
+            {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), c.lease_revoke(self.lease)).await;
+            }
+        }
+    }
+}
+
+type KeepAlive = (etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream);
+
+/// Keeps an allocation's lease alive every `every`. When its registry member stops answering, it
+/// connects to another and keeps the same lease alive there (a lease belongs to the cluster), so
+/// a dead member or a leader change does not end the allocation.
+async fn keep_lease(url: RegistryUrl, lease: i64, first: KeepAlive, every: Duration) {
+    let mut conn: Option<(Option<Client>, KeepAlive)> = Some((None, first));
+    let mut warned = false;
+    loop {
+        let alive = match conn.as_mut() {
+            Some((_, (keeper, acks))) => {
+                keeper.keep_alive().await.is_ok()
+                    && match tokio::time::timeout(every, acks.message()).await {
+                        Ok(Ok(Some(ack))) if ack.ttl() > 0 => true,
+                        Ok(Ok(Some(_))) => {
+                            tracing::error!(
+                                "allocation lease {lease:x} expired; its servers end its sessions"
+                            );
+                            return;
+                        }
+                        _ => false,
+                    }
+            }
+            None => false,
+        };
+        if alive {
+            warned = false;
+        } else {
+            conn = None;
+            if let Ok(mut c) = connect(&url).await {
+                if let Ok(ka) = c.lease_keep_alive(lease).await {
+                    conn = Some((Some(c), ka));
+                    continue;
+                }
+            }
+            if !warned {
+                tracing::warn!(
+                    "allocation lease: the registry is unreachable; retrying (the allocation lasts as long as its lease)"
+                );
+                warned = true;
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -791,22 +868,18 @@ pub async fn allocate(
                             .unwrap_or_default();
                         servers.push((server, token));
                     }
-                    let (mut keeper, mut acks) = c.lease_keep_alive(lease).await?;
-                    let every = Duration::from_millis((ttl as u64 * 1000 / 3).max(300));
-                    let keeper = tokio::spawn(async move {
-                        loop {
-                            if keeper.keep_alive().await.is_err() {
-                                tracing::warn!("allocation lease: the registry is unreachable");
-                            }
-                            let _ = tokio::time::timeout(every, acks.message()).await;
-                            tokio::time::sleep(every).await;
-                        }
-                    });
+                    let keeper = tokio::spawn(keep_lease(
+                        url.clone(),
+                        lease,
+                        c.lease_keep_alive(lease).await?,
+                        Duration::from_millis((ttl as u64 * 1000 / 3).max(300)),
+                    ));
                     return Ok(Allocation {
                         record: rec,
                         servers,
                         lease,
                         client: c,
+                        url: url.clone(),
                         keeper,
                     });
                 }

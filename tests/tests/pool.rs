@@ -162,8 +162,12 @@ fn devices_in(etcd: &Etcd) -> usize {
 
 /// `rgpu run --registry … ARGS -- pool_client DEVICES SECONDS`.
 fn run_cmd(etcd: &Etcd, args: &[&str], devices: usize, secs: f64) -> Command {
+    run_cmd_at(&etcd.url, args, devices, secs)
+}
+
+fn run_cmd_at(url: &str, args: &[&str], devices: usize, secs: f64) -> Command {
     let mut cmd = Command::new(common::rgpu());
-    cmd.args(["run", "--registry", &etcd.url])
+    cmd.args(["run", "--registry", url])
         .args(args)
         .arg("--")
         .arg(common::c_program("pool_client"))
@@ -183,7 +187,16 @@ fn start_ready(
     devices: usize,
     secs: f64,
 ) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = run_cmd(etcd, args, devices, secs).spawn().unwrap();
+    start_ready_at(&etcd.url, args, devices, secs)
+}
+
+fn start_ready_at(
+    url: &str,
+    args: &[&str],
+    devices: usize,
+    secs: f64,
+) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = run_cmd_at(url, args, devices, secs).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -208,19 +221,26 @@ fn show(o: &Output) -> String {
 fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
-    let (_a, _) = pool_server(dir.path(), &etcd, "a", 2);
-    let (_b, _) = pool_server(dir.path(), &etcd, "b", 2);
+    let (_a, _) = pool_server(dir.path(), &etcd, "a", 1);
+    let (_b, _) = pool_server(dir.path(), &etcd, "b", 1);
+    let (_c, _) = pool_server(dir.path(), &etcd, "c", 2);
     wait_until("4 devices registered", 15, || devices_in(&etcd) == 4);
     let s = status(&etcd);
-    assert_eq!(s["servers"].as_array().unwrap().len(), 2);
+    assert_eq!(s["servers"].as_array().unwrap().len(), 3);
     assert_eq!(s["devices"][0]["name"], "rgpu CPU device");
     assert_eq!(s["devices"][0]["memory"], 256u64 << 20);
+    assert!(s["devices"][0]["free"].as_u64().is_some(), "{s}");
 
+    // Two devices: the server that has both.
     let out = run_cmd(&etcd, &["--gpus", "2"], 2, 0.3).output().unwrap();
-    assert!(out.status.success(), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("READY 2") && stdout.contains("DONE"),
+        out.status.success() && stdout.contains("READY 2") && stdout.contains("DONE"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server c ("),
         "{}",
         show(&out)
     );
@@ -228,34 +248,31 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
         status(&etcd)["allocations"].as_array().unwrap().is_empty()
     });
 
-    // More devices than one server has, with --same-server: a clear error, nothing allocated.
-    let out = run_cmd(&etcd, &["--gpus", "3", "--same-server"], 3, 0.1)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no server has 3 free device(s)"),
-        "{}",
-        show(&out)
-    );
-    // Without it, the allocation spans both servers, and one process uses all three devices:
-    // kernels on each, peer copies between servers (staged through the client), events.
-    let out = Command::new(common::rgpu())
-        .args(["run", "--registry", &etcd.url, "--gpus", "3", "--"])
-        .arg(common::cuda_program(
-            "multi_device",
-            common::Runtime::Cuda13,
-        ))
-        .arg("3")
-        .env("RGPU_LOG", "warn")
-        .output()
-        .unwrap();
+    // While another program holds server c's devices alone, two devices come from a and b:
+    // one process, two servers, a real CUDA program (kernels on each device, peer copies
+    // between the servers staged through the client, events, unified addresses).
+    let (holder, holder_out) = start_ready(&etcd, &["--gpus", "2", "--exclusive"], 2, 3.0);
+    let multi = |n: &str, args: &[&str]| {
+        Command::new(common::rgpu())
+            .args(["run", "--registry", &etcd.url])
+            .args(args)
+            .arg("--")
+            .arg(common::cuda_program(
+                "multi_device",
+                common::Runtime::Cuda13,
+            ))
+            .arg(n)
+            .env("RGPU_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = multi("2", &["--gpus", "2", "--exclusive"]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(
-        out.status.success() && stdout.contains("devices 3") && stdout.contains("PASSED"),
+        out.status.success() && stdout.contains("devices 2") && stdout.contains("PASSED"),
         "{}",
         show(&out)
     );
@@ -264,15 +281,34 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
         "{}",
         show(&out)
     );
-    let out = run_cmd(&etcd, &["--gpus", "4"], 4, 0.3).output().unwrap();
+    // --same-server: no server has two idle devices now; a clear error, nothing allocated.
+    let out = run_cmd(
+        &etcd,
+        &["--gpus", "2", "--exclusive", "--same-server"],
+        2,
+        0.1,
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
     assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("DONE"),
+        String::from_utf8_lossy(&out.stderr).contains("no server has 2 free device(s)"),
         "{}",
         show(&out)
     );
+    let (st, text) = rest(holder, holder_out);
+    assert!(st.success() && text.contains("DONE"), "{text}");
     wait_until("the allocations are gone", 5, || {
         status(&etcd)["allocations"].as_array().unwrap().is_empty()
     });
+
+    // All four devices of the three servers in one program.
+    let out = multi("4", &["--gpus", "4"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("devices 4"),
+        "{}",
+        show(&out)
+    );
     // A quota from the allocation is enforced by the server.
     let out = run_cmd(&etcd, &["--memory-quota", "512K"], 1, 0.1)
         .output()
@@ -617,5 +653,184 @@ fn the_registry_can_be_reached_over_tls() {
         .args(["1", "0.1"])
         .output()
         .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+/// An etcd cluster on loopback; killed on drop.
+struct Cluster {
+    members: Vec<Child>,
+    clients: Vec<u16>,
+    url: String,
+}
+
+impl Cluster {
+    fn start(dir: &Path, members: usize) -> Cluster {
+        let bin = std::env::var("RGPU_ETCD").unwrap_or_else(|_| "etcd".into());
+        let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let members = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p))| {
+                let (c, p) = (
+                    format!("http://127.0.0.1:{c}"),
+                    format!("http://127.0.0.1:{p}"),
+                );
+                Command::new(&bin)
+                    .args(["--name", &format!("m{i}"), "--data-dir"])
+                    .arg(dir.join(format!("m{i}")))
+                    .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+                    .args([
+                        "--listen-peer-urls",
+                        &p,
+                        "--initial-advertise-peer-urls",
+                        &p,
+                    ])
+                    .args([
+                        "--initial-cluster",
+                        &initial,
+                        "--initial-cluster-state",
+                        "new",
+                    ])
+                    .args(["--log-level", "error"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
+            })
+            .collect();
+        let clients: Vec<u16> = ports.iter().map(|(c, _)| *c).collect();
+        let url = format!(
+            "etcd://{}",
+            clients
+                .iter()
+                .map(|c| format!("127.0.0.1:{c}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let c = Cluster {
+            members,
+            clients,
+            url,
+        };
+        wait_until("the etcd cluster elects a leader", 20, || {
+            c.leader().is_some()
+        });
+        c
+    }
+
+    /// The index of the current leader, as the members that answer see it.
+    fn leader(&self) -> Option<usize> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut ids = vec![None; self.clients.len()];
+                let mut leader = None;
+                for (i, port) in self.clients.iter().enumerate() {
+                    let url = format!("http://127.0.0.1:{port}");
+                    let Ok(Ok(mut c)) = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        etcd_client::Client::connect([url], None),
+                    )
+                    .await
+                    else {
+                        continue;
+                    };
+                    if let Ok(Ok(st)) =
+                        tokio::time::timeout(Duration::from_secs(1), c.status()).await
+                    {
+                        ids[i] = st.header().map(|h| h.member_id());
+                        if st.leader() != 0 {
+                            leader = Some(st.leader());
+                        }
+                    }
+                }
+                let leader = leader?;
+                ids.iter().position(|id| *id == Some(leader))
+            })
+    }
+
+    fn kill(&mut self, i: usize) {
+        let _ = self.members[i].kill();
+        let _ = self.members[i].wait();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// The member of `clients` (client ports) that process `pid` holds a TCP connection to.
+fn member_used_by(pid: u32, clients: &[u16]) -> Option<usize> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let l = std::fs::read_link(e.path()).ok()?;
+            let l = l.to_str()?;
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    tcp.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || !inodes.contains(f[9]) {
+            return None;
+        }
+        let port = u16::from_str_radix(f[2].split(':').nth(1)?, 16).ok()?;
+        clients.iter().position(|c| *c == port)
+    })
+}
+
+#[test]
+fn a_dead_etcd_member_and_a_leader_change_are_survived_without_operator_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 5);
+    let url = cluster.url.clone();
+    let (_a, _) = pool_server_at(dir.path(), &url, "a", 1);
+    let (_b, _) = pool_server_at(dir.path(), &url, "b", 1);
+    wait_until("registered in the cluster", 20, || {
+        status_at(&url)["devices"].as_array().unwrap().len() == 2
+    });
+    // A program runs through it all; its allocation's lease (2 s) must be kept alive through
+    // another member once `rgpu run`'s member is gone, or its server would end the session.
+    let (running, running_out) = start_ready_at(&url, &["--lease-ttl", "2"], 1, 8.0);
+    let used = member_used_by(running.id(), &cluster.clients).expect("rgpu run's etcd member");
+    let leader = cluster.leader().expect("a leader");
+    cluster.kill(used);
+    if leader != used {
+        cluster.kill(leader);
+    }
+    wait_until("a new leader", 20, || {
+        cluster.leader().is_some_and(|l| l != leader)
+    });
+    let (st, text) = rest(running, running_out);
+    assert!(st.success() && text.contains("DONE"), "{text}");
+    // Servers stay registered (or register again by themselves) and new allocations work.
+    wait_until(
+        "both servers registered after the leader change",
+        20,
+        || {
+            Command::new(common::rgpu())
+                .args(["status", "--json", "--registry", &url])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                .is_some_and(|s| s["devices"].as_array().is_some_and(|d| d.len() == 2))
+        },
+    );
+    let out = run_cmd_at(&url, &["--gpus", "2"], 2, 0.1).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
