@@ -404,7 +404,7 @@ fn device_records(
                 "cpu",
                 d.total_mem(),
                 Some(d.total_mem().saturating_sub(d.used_mem())),
-                None,
+                Some(d.load_since_last()),
                 cc,
                 crate::session::DRIVER_VERSION,
             );

@@ -464,8 +464,26 @@ impl Session {
         let mut st = self.st();
         let s = self.stream(&mut st, cx, handle)?;
         let deps = self.implicit_deps(&st, &s);
+        let job = self.timed(&st, &s, job);
         drop(st);
         Ok(s.submit(deps, job))
+    }
+
+    /// `job`, counting the time it runs as busy time of its stream's device (its load).
+    fn timed(&self, st: &State, s: &Stream, job: crate::exec::Job) -> crate::exec::Job {
+        let Some(dev) = st
+            .contexts
+            .get(&s.ctx)
+            .and_then(|c| self.devices.get(c.device as usize))
+            .cloned()
+        else {
+            return job;
+        };
+        Box::new(move || {
+            let t0 = Instant::now();
+            job();
+            dev.add_busy(t0.elapsed());
+        })
     }
 
     /// Whether stream `handle` (as `cx` sees it) has nothing pending.
@@ -485,6 +503,7 @@ impl Session {
         let mut st = self.st();
         let s = self.stream(&mut st, cx, handle)?;
         let deps = self.implicit_deps(&st, &s);
+        let job = self.timed(&st, &s, job);
         drop(st);
         if s.tail().is_done() && deps.iter().all(|d| d.is_done()) {
             job();
@@ -509,7 +528,6 @@ impl Session {
         }
     }
 
-    /// A device range owned by this session and inside one allocation.
     /// The memory at `[ptr, ptr+len)`: an allocation of any of the session's devices (unified
     /// addressing: a copy may name another device's memory, as peer copies do).
     fn region(&self, cx: &Cx, ptr: u64, len: u64) -> CuResult<Region> {

@@ -248,6 +248,27 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
         status(&etcd)["allocations"].as_array().unwrap().is_empty()
     });
 
+    // A program keeping a device busy (128 MiB memsets) shows as load in the pool.
+    let mut busy = run_cmd(&etcd, &[], 1, 3.0);
+    busy.arg("128");
+    let mut busy = busy.spawn().unwrap();
+    let mut busy_out = BufReader::new(busy.stdout.take().unwrap());
+    let mut line = String::new();
+    busy_out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("READY"), "{line}");
+    wait_until("the busy device shows load", 10, || {
+        status(&etcd)["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["load"].as_u64().is_some_and(|l| l > 0))
+    });
+    let (st, text) = rest(busy, busy_out);
+    assert!(st.success() && text.contains("DONE"), "{text}");
+    wait_until("the allocation is gone", 5, || {
+        status(&etcd)["allocations"].as_array().unwrap().is_empty()
+    });
+
     // While another program holds server c's devices alone, two devices come from a and b:
     // one process, two servers, a real CUDA program (kernels on each device, peer copies
     // between the servers staged through the client, events, unified addresses).

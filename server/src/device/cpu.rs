@@ -102,6 +102,10 @@ pub struct CpuDevice {
     total: u64,
     uuid: [u8; 16],
     heap: Mutex<Heap>,
+    /// Nanoseconds of work run on the device so far.
+    busy_ns: std::sync::atomic::AtomicU64,
+    /// (when, busy_ns) at the previous load sample.
+    load_sample: Mutex<(std::time::Instant, u64)>,
 }
 
 impl CpuDevice {
@@ -122,6 +126,8 @@ impl CpuDevice {
                 next: Default::default(),
                 used: 0,
             }),
+            busy_ns: Default::default(),
+            load_sample: Mutex::new((std::time::Instant::now(), 0)),
         }
     }
 
@@ -193,6 +199,22 @@ impl Device for CpuDevice {
         h.used += rounded;
         h.allocs.insert(base, Arc::new(buf));
         Ok(base)
+    }
+
+    fn add_busy(&self, d: std::time::Duration) {
+        self.busy_ns.fetch_add(
+            d.as_nanos().min(u64::MAX as u128) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn load_since_last(&self) -> u32 {
+        let busy = self.busy_ns.load(std::sync::atomic::Ordering::Relaxed);
+        let mut last = self.load_sample.lock().unwrap_or_else(|e| e.into_inner());
+        let wall = last.0.elapsed().as_nanos().max(1) as u64;
+        let load = (busy.saturating_sub(last.1).saturating_mul(100) / wall).min(100) as u32;
+        *last = (std::time::Instant::now(), busy);
+        load
     }
 
     fn free(&self, base: u64) -> CuResult<()> {
@@ -314,6 +336,20 @@ fn sm75_attribute(name: &str, dev: &CpuDevice) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_is_busy_time_over_wall_time() {
+        let d = CpuDevice::new(0, 1 << 20, "t");
+        d.load_since_last();
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        d.add_busy(std::time::Duration::from_millis(20));
+        let l = d.load_since_last();
+        assert!((5..=60).contains(&l), "{l}");
+        d.add_busy(std::time::Duration::from_secs(5));
+        assert_eq!(d.load_since_last(), 100);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        assert_eq!(d.load_since_last(), 0);
+    }
 
     #[test]
     fn address_spaces_are_disjoint() {

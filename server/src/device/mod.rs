@@ -39,4 +39,9 @@ pub trait Device: Send + Sync {
     fn free(&self, base: u64) -> CuResult<()>;
     /// The memory at `[ptr, ptr+len)`, which must lie inside one allocation.
     fn region(&self, ptr: u64, len: u64) -> CuResult<Region>;
+    /// Counts `d` of work (a kernel, a copy, a memset) run on the device.
+    fn add_busy(&self, d: std::time::Duration);
+    /// How busy the device was since the previous call, in percent of the time passed (work on
+    /// several streams at once counts once per stream, up to 100).
+    fn load_since_last(&self) -> u32;
 }
