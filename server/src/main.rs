@@ -195,10 +195,13 @@ struct AllocArgs {
     /// Take all devices from one server or none (peer access, no copies staged between servers).
     #[arg(long)]
     same_server: bool,
-    /// Hold the devices alone (default: share them with other shared allocations, idle devices
-    /// first; devices of servers that serve one session at a time are always held alone).
-    #[arg(long)]
+    /// Hold the devices alone: the default, stated explicitly.
+    #[arg(long, conflicts_with = "shared")]
     exclusive: bool,
+    /// Share the devices with other shared allocations (idle devices first); devices of servers
+    /// that serve one session at a time are still held alone.
+    #[arg(long)]
+    shared: bool,
     /// Least memory of each device, e.g. 16G.
     #[arg(long, value_parser = parse_size)]
     min_memory: Option<u64>,
@@ -520,7 +523,7 @@ fn run_in_pool(
         spread: a.spread,
         memory_quota: a.memory_quota,
         same_server: a.same_server,
-        exclusive: a.exclusive,
+        exclusive: !a.shared,
     };
     let who = (
         std::env::var("USER")

@@ -517,9 +517,9 @@ pub struct Request {
     /// All devices must come from one server (otherwise one server is preferred, and an
     /// allocation that fits on none spans several).
     pub same_server: bool,
-    /// Hold the devices alone. Otherwise the allocation shares devices with other shared
-    /// allocations (idle devices first); devices whose server serves one session at a time are
-    /// always held alone.
+    /// Hold the devices alone (`rgpu run`'s default). Otherwise the allocation shares devices
+    /// with other shared allocations (idle devices first); devices whose server serves one
+    /// session at a time are always held alone.
     pub exclusive: bool,
 }
 

@@ -343,14 +343,14 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
 }
 
 #[test]
-fn two_exclusive_clients_race_for_the_last_device_and_exactly_one_wins_shared_ones_share() {
+fn two_clients_race_for_the_last_device_and_exactly_one_wins_shared_ones_share() {
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let (_a, _) = pool_server(dir.path(), &etcd, "a", 1);
     wait_until("1 device registered", 15, || devices_in(&etcd) == 1);
     for _ in 0..3 {
         let racers: Vec<Child> = (0..2)
-            .map(|_| run_cmd(&etcd, &["--exclusive"], 1, 1.0).spawn().unwrap())
+            .map(|_| run_cmd(&etcd, &[], 1, 1.0).spawn().unwrap())
             .collect();
         let outs: Vec<Output> = racers
             .into_iter()
@@ -375,10 +375,10 @@ fn two_exclusive_clients_race_for_the_last_device_and_exactly_one_wins_shared_on
     assert!(st.success());
     assert!(second.status.success(), "{}", show(&second));
 
-    // Shared allocations (the default) share the device; an exclusive one must wait for them,
-    // and a shared one for an exclusive holder.
-    let (first, out1) = start_ready(&etcd, &[], 1, 2.0);
-    let (second, out2) = start_ready(&etcd, &[], 1, 1.5);
+    // Shared allocations (--shared) share the device; an exclusive one (the default) must wait
+    // for them, and a shared one for an exclusive holder.
+    let (first, out1) = start_ready(&etcd, &["--shared"], 1, 2.0);
+    let (second, out2) = start_ready(&etcd, &["--shared"], 1, 1.5);
     let s = status(&etcd);
     assert_eq!(
         s["devices"][0]["holders"].as_array().unwrap().len(),
@@ -400,8 +400,8 @@ fn two_exclusive_clients_race_for_the_last_device_and_exactly_one_wins_shared_on
     wait_until("released", 5, || {
         status(&etcd)["allocations"].as_array().unwrap().is_empty()
     });
-    let (first, out1) = start_ready(&etcd, &["--exclusive"], 1, 1.0);
-    let shared = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    let (first, out1) = start_ready(&etcd, &[], 1, 1.0);
+    let shared = run_cmd(&etcd, &["--shared"], 1, 0.1).output().unwrap();
     assert!(!shared.status.success(), "{}", show(&shared));
     let (st, _) = rest(first, out1);
     assert!(st.success());
