@@ -277,6 +277,7 @@ pub fn route(s: &Servers, req: &mut Request, ctx: u64) -> CuResult<Route> {
     if differ(&ptr_servers) {
         return match req {
             Request::MemcpyDtoD(_) | Request::MemcpyDtoDAsync(_) => Ok(Route::Cross),
+            Request::Memcpy2D(r) if r.mode == 2 => Ok(Route::Cross),
             _ => {
                 tracing::warn!(
                     "rgpu: {} names device memory on two servers; only copies may",
@@ -508,6 +509,9 @@ pub fn on_every_copy(s: &Servers, req: &Request) -> Option<CuResult<Reply>> {
 /// read in rounds of up to 64 MiB, each written to the destination while the next is read. An asynchronous copy first
 /// waits for its stream; the copy itself is synchronous (allowed: it only orders more strictly).
 pub fn cross_copy(s: &Servers, req: &Request) -> CuResult<Reply> {
+    if let Request::Memcpy2D(r) = req {
+        return cross_copy_2d(s, r);
+    }
     let (dst, src, n, stream) = match req {
         Request::MemcpyDtoD(r) => (r.dst, r.src, r.byte_count, None),
         Request::MemcpyDtoDAsync(r) => (r.dst, r.src, r.byte_count, Some(r.stream)),
@@ -579,6 +583,56 @@ pub fn cross_copy(s: &Servers, req: &Request) -> CuResult<Reply> {
         Request::MemcpyDtoDAsync(_) => Reply::MemcpyDtoDAsync(MemcpyDtoDAsyncRep {}),
         _ => Reply::MemcpyDtoD(MemcpyDtoDRep {}),
     })
+}
+
+/// A 2D device-to-device copy between two servers: the rows are read from the source (packed)
+/// and written to the destination at its pitch; an asynchronous one first waits for its stream.
+fn cross_copy_2d(s: &Servers, r: &Memcpy2DReq) -> CuResult<Reply> {
+    let ((ks, cs), (kd, cd)) = (
+        owner(r.src).ok_or(CuError::INVALID_VALUE)?,
+        owner(r.dst).ok_or(CuError::INVALID_VALUE)?,
+    );
+    if r.is_async && r.stream >> 56 != 0 {
+        let k = s.of_handle(r.stream).ok_or(CuError::INVALID_HANDLE)?;
+        call_on(
+            s,
+            k,
+            last_ctx(k),
+            &Request::StreamSynchronize(StreamSynchronizeReq { stream: r.stream }),
+        )?;
+    }
+    let rows = call_on(
+        s,
+        ks,
+        cs,
+        &Request::Memcpy2D(Memcpy2DReq {
+            mode: 1,
+            dst: 0,
+            dst_pitch: 0,
+            stream: 0,
+            is_async: false,
+            data: Vec::new(),
+            ..r.clone()
+        }),
+    )?;
+    let Reply::Memcpy2D(rows) = rows else {
+        return Err(rt::mismatch("cuMemcpy2D"));
+    };
+    call_on(
+        s,
+        kd,
+        cd,
+        &Request::Memcpy2D(Memcpy2DReq {
+            mode: 0,
+            src: 0,
+            src_pitch: 0,
+            stream: 0,
+            is_async: false,
+            data: rows.data,
+            ..r.clone()
+        }),
+    )?;
+    Ok(Reply::Memcpy2D(Memcpy2DRep::default()))
 }
 
 /// A stream on one server waits for an event on another: this thread waits for the event

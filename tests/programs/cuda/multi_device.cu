@@ -97,6 +97,21 @@ int main(int argc, char** argv) {
         }
         EXPECT(bad == 0, "device %d: %d wrong values", d, bad);
     }
+    // A 2D copy (a 64-column window of 100 rows) from the last device's data into device 0's
+    // copy buffer, across servers when they differ.
+    {
+        const int rows = 100, cols = 64, pitch = 1000 * sizeof(float);
+        CHECK(cudaSetDevice(0));
+        CHECK(cudaMemcpy2D(copy[0], cols * sizeof(float), data[n_dev - 1] + 3, pitch,
+                           cols * sizeof(float), rows, cudaMemcpyDeviceToDevice));
+        std::vector<float> win(rows * cols);
+        CHECK(cudaMemcpy(win.data(), copy[0], win.size() * sizeof(float), cudaMemcpyDeviceToHost));
+        int bad = 0;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                if (win[r * cols + c] != value(n_dev - 1, r * 1000 + 3 + c)) bad++;
+        EXPECT(bad == 0, "2D copy: %d wrong values", bad);
+    }
     // Unified-address copy from the last device straight into host memory, from device 0.
     CHECK(cudaSetDevice(0));
     CHECK(cudaMemcpy(host.data(), data[n_dev - 1], bytes, cudaMemcpyDefault));
