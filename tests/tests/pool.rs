@@ -160,12 +160,8 @@ fn devices_in(etcd: &Etcd) -> usize {
     status(etcd)["devices"].as_array().unwrap().len()
 }
 
-/// `rgpu run --registry … ARGS -- pool_client DEVICES SECONDS`.
-fn run_cmd(etcd: &Etcd, args: &[&str], devices: usize, secs: f64) -> Command {
-    run_cmd_at(&etcd.url, args, devices, secs)
-}
-
-fn run_cmd_at(url: &str, args: &[&str], devices: usize, secs: f64) -> Command {
+/// `rgpu run --registry URL ARGS -- pool_client DEVICES SECONDS`.
+fn run_cmd(url: &str, args: &[&str], devices: usize, secs: f64) -> Command {
     let mut cmd = Command::new(common::rgpu());
     cmd.args(["run", "--registry", url])
         .args(args)
@@ -182,21 +178,12 @@ fn run_cmd_at(url: &str, args: &[&str], devices: usize, secs: f64) -> Command {
 
 /// Spawns a run and waits for its READY line.
 fn start_ready(
-    etcd: &Etcd,
-    args: &[&str],
-    devices: usize,
-    secs: f64,
-) -> (Child, BufReader<std::process::ChildStdout>) {
-    start_ready_at(&etcd.url, args, devices, secs)
-}
-
-fn start_ready_at(
     url: &str,
     args: &[&str],
     devices: usize,
     secs: f64,
 ) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = run_cmd_at(url, args, devices, secs).spawn().unwrap();
+    let mut child = run_cmd(url, args, devices, secs).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -232,7 +219,9 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
     assert!(s["devices"][0]["free"].as_u64().is_some(), "{s}");
 
     // Two devices: the server that has both.
-    let out = run_cmd(&etcd, &["--gpus", "2"], 2, 0.3).output().unwrap();
+    let out = run_cmd(&etcd.url, &["--gpus", "2"], 2, 0.3)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("READY 2") && stdout.contains("DONE"),
@@ -249,7 +238,7 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
     });
 
     // A program keeping a device busy (128 MiB memsets) shows as load in the pool.
-    let mut busy = run_cmd(&etcd, &[], 1, 3.0);
+    let mut busy = run_cmd(&etcd.url, &[], 1, 3.0);
     busy.arg("128");
     let mut busy = busy.spawn().unwrap();
     let mut busy_out = BufReader::new(busy.stdout.take().unwrap());
@@ -272,7 +261,7 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
     // While another program holds server c's devices alone, two devices come from a and b:
     // one process, two servers, a real CUDA program (kernels on each device, peer copies
     // between the servers staged through the client, events, unified addresses).
-    let (holder, holder_out) = start_ready(&etcd, &["--gpus", "2", "--exclusive"], 2, 3.0);
+    let (holder, holder_out) = start_ready(&etcd.url, &["--gpus", "2", "--exclusive"], 2, 3.0);
     let multi = |n: &str, args: &[&str]| {
         Command::new(common::rgpu())
             .args(["run", "--registry", &etcd.url])
@@ -304,7 +293,7 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
     );
     // --same-server: no server has two idle devices now; a clear error, nothing allocated.
     let out = run_cmd(
-        &etcd,
+        &etcd.url,
         &["--gpus", "2", "--exclusive", "--same-server"],
         2,
         0.1,
@@ -331,7 +320,7 @@ fn programs_run_on_devices_of_one_or_several_servers_and_allocations_end_with_th
         show(&out)
     );
     // A quota from the allocation is enforced by the server.
-    let out = run_cmd(&etcd, &["--memory-quota", "512K"], 1, 0.1)
+    let out = run_cmd(&etcd.url, &["--memory-quota", "512K"], 1, 0.1)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -350,7 +339,7 @@ fn two_clients_race_for_the_last_device_and_exactly_one_wins_shared_ones_share()
     wait_until("1 device registered", 15, || devices_in(&etcd) == 1);
     for _ in 0..3 {
         let racers: Vec<Child> = (0..2)
-            .map(|_| run_cmd(&etcd, &[], 1, 1.0).spawn().unwrap())
+            .map(|_| run_cmd(&etcd.url, &[], 1, 1.0).spawn().unwrap())
             .collect();
         let outs: Vec<Output> = racers
             .into_iter()
@@ -369,16 +358,18 @@ fn two_clients_race_for_the_last_device_and_exactly_one_wins_shared_ones_share()
         });
     }
     // With --wait the second one runs after the first.
-    let (first, out1) = start_ready(&etcd, &["--exclusive"], 1, 1.0);
-    let second = run_cmd(&etcd, &["--wait", "20"], 1, 0.1).output().unwrap();
+    let (first, out1) = start_ready(&etcd.url, &["--exclusive"], 1, 1.0);
+    let second = run_cmd(&etcd.url, &["--wait", "20"], 1, 0.1)
+        .output()
+        .unwrap();
     let (st, _) = rest(first, out1);
     assert!(st.success());
     assert!(second.status.success(), "{}", show(&second));
 
     // Shared allocations (--shared) share the device; an exclusive one (the default) must wait
     // for them, and a shared one for an exclusive holder.
-    let (first, out1) = start_ready(&etcd, &["--shared"], 1, 2.0);
-    let (second, out2) = start_ready(&etcd, &["--shared"], 1, 1.5);
+    let (first, out1) = start_ready(&etcd.url, &["--shared"], 1, 2.0);
+    let (second, out2) = start_ready(&etcd.url, &["--shared"], 1, 1.5);
     let s = status(&etcd);
     assert_eq!(
         s["devices"][0]["holders"].as_array().unwrap().len(),
@@ -386,7 +377,9 @@ fn two_clients_race_for_the_last_device_and_exactly_one_wins_shared_ones_share()
         "{s}"
     );
     assert_eq!(s["allocations"][0]["exclusive"], false);
-    let alone = run_cmd(&etcd, &["--exclusive"], 1, 0.1).output().unwrap();
+    let alone = run_cmd(&etcd.url, &["--exclusive"], 1, 0.1)
+        .output()
+        .unwrap();
     assert!(!alone.status.success(), "{}", show(&alone));
     assert!(
         String::from_utf8_lossy(&alone.stderr).contains("0 free"),
@@ -400,8 +393,8 @@ fn two_clients_race_for_the_last_device_and_exactly_one_wins_shared_ones_share()
     wait_until("released", 5, || {
         status(&etcd)["allocations"].as_array().unwrap().is_empty()
     });
-    let (first, out1) = start_ready(&etcd, &[], 1, 1.0);
-    let shared = run_cmd(&etcd, &["--shared"], 1, 0.1).output().unwrap();
+    let (first, out1) = start_ready(&etcd.url, &[], 1, 1.0);
+    let shared = run_cmd(&etcd.url, &["--shared"], 1, 0.1).output().unwrap();
     assert!(!shared.status.success(), "{}", show(&shared));
     let (st, _) = rest(first, out1);
     assert!(st.success());
@@ -431,7 +424,7 @@ fn a_killed_client_or_rgpu_release_ends_the_allocation_and_the_server_ends_the_s
     );
 
     // rgpu release: the server ends the session, the program sees an error.
-    let (child, out) = start_ready(&etcd, &[], 1, 60.0);
+    let (child, out) = start_ready(&etcd.url, &[], 1, 60.0);
     let s = status(&etcd);
     let id = s["allocations"][0]["id"].as_str().unwrap().to_string();
     assert!(s["allocations"][0]["user"].is_string());
@@ -447,7 +440,7 @@ fn a_killed_client_or_rgpu_release_ends_the_allocation_and_the_server_ends_the_s
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 
     // SIGKILL of `rgpu run`: its lease expires, the allocation goes, the session is ended.
-    let (mut child, mut out) = start_ready(&etcd, &["--lease-ttl", "2"], 1, 60.0);
+    let (mut child, mut out) = start_ready(&etcd.url, &["--lease-ttl", "2"], 1, 60.0);
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
@@ -468,7 +461,7 @@ fn a_killed_client_or_rgpu_release_ends_the_allocation_and_the_server_ends_the_s
         "the program kept its session: `{line}`"
     );
     // The device is free again.
-    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    let out = run_cmd(&etcd.url, &[], 1, 0.1).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
 
@@ -482,9 +475,9 @@ fn a_dead_server_leaves_the_pool_and_an_etcd_restart_is_recovered() {
 
     // etcd goes away: a running program goes on, a new allocation fails clearly; when etcd
     // is back, servers register again by themselves.
-    let (running, running_out) = start_ready(&etcd, &[], 1, 3.0);
+    let (running, running_out) = start_ready(&etcd.url, &[], 1, 3.0);
     etcd.kill();
-    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    let out = run_cmd(&etcd.url, &[], 1, 0.1).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -502,7 +495,7 @@ fn a_dead_server_leaves_the_pool_and_an_etcd_restart_is_recovered() {
     });
 
     // A server dies: its program errors, its allocation shows lost, its device leaves.
-    let (child, out) = start_ready(&etcd, &[], 1, 60.0);
+    let (child, out) = start_ready(&etcd.url, &[], 1, 60.0);
     let s = status(&etcd);
     let on = s["allocations"][0]["devices"][0][0]
         .as_str()
@@ -518,7 +511,7 @@ fn a_dead_server_leaves_the_pool_and_an_etcd_restart_is_recovered() {
         s["servers"].as_array().unwrap().len() == 1
     });
     // New allocations go to the other server.
-    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    let out = run_cmd(&etcd.url, &[], 1, 0.1).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
 
@@ -535,7 +528,7 @@ fn per_user_quotas_hold_even_when_the_user_races_itself() {
     assert!(quota.status.success(), "{}", show(&quota));
     assert_eq!(status(&etcd)["quotas"]["quser"]["gpus"], 1);
     let as_user = |args: &[&str], devices: usize, secs: f64| {
-        let mut c = run_cmd(&etcd, args, devices, secs);
+        let mut c = run_cmd(&etcd.url, args, devices, secs);
         c.env("USER", "quser");
         c
     };
@@ -566,8 +559,8 @@ fn per_user_quotas_hold_even_when_the_user_races_itself() {
         });
     }
     // Another user is not limited; removing the quota lifts it.
-    let (first, out1) = start_ready(&etcd, &[], 1, 1.0);
-    let other = run_cmd(&etcd, &[], 1, 0.1)
+    let (first, out1) = start_ready(&etcd.url, &[], 1, 1.0);
+    let other = run_cmd(&etcd.url, &[], 1, 0.1)
         .env("USER", "other")
         .output()
         .unwrap();
@@ -611,10 +604,10 @@ fn with_etcd_authentication_the_pool_needs_its_credentials() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "{}", show(&out));
-    let out = run_cmd(&etcd, &[], 1, 0.1).output().unwrap();
+    let out = run_cmd(&etcd.url, &[], 1, 0.1).output().unwrap();
     assert!(!out.status.success(), "{}", show(&out));
     // With them, a program runs.
-    let mut cmd = run_cmd(&etcd, &[], 1, 0.1);
+    let mut cmd = run_cmd(&etcd.url, &[], 1, 0.1);
     cmd.env("RGPU_REGISTRY", &authed);
     let args: Vec<String> = cmd
         .get_args()
@@ -826,7 +819,7 @@ fn a_dead_etcd_member_and_a_leader_change_are_survived_without_operator_action()
     });
     // A program runs through it all; its allocation's lease (2 s) must be kept alive through
     // another member once `rgpu run`'s member is gone, or its server would end the session.
-    let (running, running_out) = start_ready_at(&url, &["--lease-ttl", "2"], 1, 8.0);
+    let (running, running_out) = start_ready(&url, &["--lease-ttl", "2"], 1, 8.0);
     let used = member_used_by(running.id(), &cluster.clients).expect("rgpu run's etcd member");
     let leader = cluster.leader().expect("a leader");
     cluster.kill(used);
@@ -852,6 +845,6 @@ fn a_dead_etcd_member_and_a_leader_change_are_survived_without_operator_action()
                 .is_some_and(|s| s["devices"].as_array().is_some_and(|d| d.len() == 2))
         },
     );
-    let out = run_cmd_at(&url, &["--gpus", "2"], 2, 0.1).output().unwrap();
+    let out = run_cmd(&url, &["--gpus", "2"], 2, 0.1).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
