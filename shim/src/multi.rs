@@ -215,6 +215,23 @@ pub fn route(s: &Servers, req: &mut Request, ctx: u64) -> CuResult<Route> {
                 device: r.ordinal,
             })));
         }
+        Request::DeviceGetByPciBusId(r) => {
+            // The domain the program saw names the server (see `shown_domain`).
+            let (domain, rest) = r
+                .pci_bus_id
+                .split_once(':')
+                .and_then(|(d, rest)| Some((u32::from_str_radix(d, 16).ok()?, rest)))
+                .ok_or(CuError::INVALID_VALUE)?;
+            let k = (domain >> 8) as usize;
+            if k == 0 || k > s.list.len() {
+                return Err(CuError::INVALID_DEVICE);
+            }
+            r.pci_bus_id = format!("{:04x}:{rest}", domain & 0xff);
+            return Ok(Route::To {
+                server: k - 1,
+                ctx: last_ctx(k - 1),
+            });
+        }
         _ => {}
     }
     let ctx_server = s.of_handle(ctx);
@@ -331,6 +348,24 @@ pub fn after(s: &Servers, server: usize, ctx: u64, req: &Request, rep: &mut Repl
     for d in rep.devices_mut() {
         *d += s.list[server].first;
     }
+    // Devices of different servers must not share a PCI bus id (programs tell devices apart by
+    // it, and two machines often have a GPU at the same address).
+    match (req, &mut *rep) {
+        (Request::DeviceGetPciBusId(_), Reply::DeviceGetPciBusId(r)) => {
+            show_bus_id(server, &mut r.pci_bus_id)
+        }
+        (Request::DeviceSummary(_), Reply::DeviceSummary(r)) => {
+            if let Some(d) = r.attributes.get_mut(ATTR_PCI_DOMAIN_ID) {
+                *d = shown_domain(server, *d as u32) as i32;
+            }
+        }
+        (Request::DeviceGetAttribute(q), Reply::DeviceGetAttribute(r))
+            if q.attrib == ATTR_PCI_DOMAIN_ID as i32 =>
+        {
+            r.value = shown_domain(server, r.value as u32) as i32;
+        }
+        _ => {}
+    }
     let made = match (req, &*rep) {
         (Request::MemAlloc(q), Reply::MemAlloc(r)) => Some((r.dptr, q.bytesize)),
         (Request::MemAllocAsync(q), Reply::MemAllocAsync(r)) => Some((r.dptr, q.bytesize)),
@@ -360,6 +395,30 @@ pub fn after(s: &Servers, server: usize, ctx: u64, req: &Request, rep: &mut Repl
         record(s, server, ctx, base, size.max(1), req)?;
     }
     Ok(())
+}
+
+/// `CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID`.
+const ATTR_PCI_DOMAIN_ID: usize = 50;
+
+/// The PCI domain a device of server `k` shows the program: the server's number (from 1) above
+/// the low byte of the device's own domain.
+fn shown_domain(k: usize, domain: u32) -> u32 {
+    ((k as u32 + 1) << 8) | (domain & 0xff)
+}
+
+/// Rewrites the domain of a `dddd:bb:dd.f` bus id (as the server wrote it) for server `k`.
+fn show_bus_id(k: usize, id: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(id).into_owned();
+    let Some((dom, rest)) = text.split_once(':') else {
+        return;
+    };
+    let Ok(d) = u32::from_str_radix(dom, 16) else {
+        return;
+    };
+    let shown = format!("{:04x}:{rest}", shown_domain(k, d));
+    if shown.len() == text.len() {
+        *id = shown.into_bytes();
+    }
 }
 
 /// Remembers allocation `[base, base+size)` of `server`. Two servers' allocations must never
@@ -687,4 +746,20 @@ pub fn call_batch(s: &Servers, ctx: u64, reqs: &[Request]) -> CuResult<Vec<Reply
         after(s, server, ctx, q, r)?;
     }
     Ok(reps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bus_ids_name_their_server() {
+        let mut id = b"0000:c0:00.0".to_vec();
+        show_bus_id(2, &mut id);
+        assert_eq!(id, b"0300:c0:00.0");
+        let mut short = b"00".to_vec();
+        show_bus_id(0, &mut short);
+        assert_eq!(short, b"00");
+        assert_eq!(shown_domain(0, 0x12), 0x112);
+    }
 }

@@ -4,6 +4,7 @@
 // a stream on one device waiting for an event on another, and a second kernel that combines
 // each device's data with its neighbour's. Every result is checked against a CPU reference.
 #include "check.h"
+#include <cstring>
 #include <vector>
 
 __global__ void fill(float* out, int n, float base, float step) {
@@ -58,6 +59,18 @@ int main(int argc, char** argv) {
             EXPECT(e == cudaErrorPeerAccessUnsupported,
                    "peer access to %d without support gave %d", peer, (int)e);
         (void)cudaGetLastError();
+    }
+    // Every device has its own PCI bus id, and the id leads back to the device.
+    for (int d = 0; d < n_dev; d++) {
+        char id[32], other[32];
+        CHECK(cudaDeviceGetPCIBusId(id, sizeof id, d));
+        int back = -1;
+        CHECK(cudaDeviceGetByPCIBusId(&back, id));
+        EXPECT(back == d, "bus id %s of device %d leads to device %d", id, d, back);
+        for (int e = 0; e < d; e++) {
+            CHECK(cudaDeviceGetPCIBusId(other, sizeof other, e));
+            EXPECT(strcmp(id, other) != 0, "devices %d and %d share bus id %s", e, d, id);
+        }
     }
     // Every device's pointer is told apart from every other's (unified addressing).
     for (int d = 0; d < n_dev; d++) {
