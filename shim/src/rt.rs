@@ -281,6 +281,15 @@ pub fn client() -> CuResult<Arc<Client>> {
     servers().map(|s| s.list[0].client.clone())
 }
 
+/// The oldest driver version among this process's servers (`None` without a connection).
+pub fn server_driver_version() -> Option<i32> {
+    let s = servers().ok()?;
+    s.list
+        .iter()
+        .map(|s| s.client.welcome().driver_version)
+        .min()
+}
+
 /// The servers of this process when it has more than one.
 pub fn multi() -> CuResult<Option<Arc<Servers>>> {
     servers().map(|s| s.is_multi().then_some(s))

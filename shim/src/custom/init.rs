@@ -38,11 +38,10 @@ pub unsafe fn cu_driver_get_version(version: *mut i32) -> CuResult<()> {
 }
 
 /// The driver version programs are told: the server's (a real GPU's driver may be older than
-/// the API the shim implements), at most the shim's own; the shim's when there is no server.
+/// the API the shim implements; with several servers the oldest), at most the shim's own; the
+/// shim's when there is no server.
 pub fn reported_version() -> i32 {
-    rt::client()
-        .ok()
-        .map(|c| c.welcome().driver_version)
+    rt::server_driver_version()
         .filter(|&v| v > 0)
         .map_or(DRIVER_VERSION, |v| v.min(DRIVER_VERSION))
 }
