@@ -129,6 +129,9 @@ impl ConnectionFile {
     }
 }
 
+/// Most servers one client may use at once (a handle's top byte names its server).
+pub const MAX_SERVERS: usize = 64;
+
 /// The servers of a client that spreads its devices over several of them (`rgpu run --registry`
 /// writes one when an allocation spans servers): `{"servers": [connection file, …]}`. The
 /// program sees the devices of the first server first, then those of the second, and so on.
@@ -171,10 +174,10 @@ impl ServerSet {
                 source,
             })
         })?;
-        if set.servers.is_empty() || set.servers.len() > 250 {
+        if set.servers.is_empty() || set.servers.len() > MAX_SERVERS {
             return Err(with_path(ConnFileError::Invalid {
                 path: String::new(),
-                what: "`servers` must list 1 to 250 servers".into(),
+                what: format!("`servers` must list 1 to {MAX_SERVERS} servers"),
             }));
         }
         for (i, c) in set.servers.iter().enumerate() {

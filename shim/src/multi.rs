@@ -18,9 +18,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Most servers one process may use (a handle's top byte names its server).
-pub const MAX_SERVERS: usize = 64;
-
 /// Staged cross-server copies move at most this much per round (device → here → device).
 const STAGE: usize = 64 << 20;
 /// … in requests of this size.

@@ -161,15 +161,7 @@ extern "C" fn at_exit() {
 /// `RGPU_CONNECTION_FILE`, else the one server of `RGPU_SERVER`.
 fn connection_files() -> Result<Vec<ConnectionFile>, String> {
     let conn = if let Ok(path) = std::env::var("RGPU_CONNECTION_FILE") {
-        let set = ServerSet::read(std::path::Path::new(&path)).map_err(|e| e.to_string())?;
-        if set.len() > multi::MAX_SERVERS {
-            return Err(format!(
-                "{path} lists {} servers; a process may use at most {}",
-                set.len(),
-                multi::MAX_SERVERS
-            ));
-        }
-        return Ok(set);
+        return ServerSet::read(std::path::Path::new(&path)).map_err(|e| e.to_string());
     } else if let Ok(addr) = std::env::var("RGPU_SERVER") {
         let insecure = std::env::var("RGPU_INSECURE").is_ok_and(|v| v == "1");
         let cf = ConnectionFile {
