@@ -111,7 +111,7 @@ static BOOK: Mutex<Option<Book>> = Mutex::new(None);
 /// The book of this process.
 fn book<R>(f: impl FnOnce(&mut Book) -> R) -> R {
     let mut g = lock(&BOOK);
-    let pid = std::process::id();
+    let pid = crate::rt::pid();
     let b = g.get_or_insert_with(Book::default);
     if b.pid != pid {
         *b = Book {
@@ -131,7 +131,7 @@ thread_local! {
 fn with_last_ctx<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
     LAST_CTX.with(|l| {
         let mut l = l.borrow_mut();
-        let pid = std::process::id();
+        let pid = crate::rt::pid();
         if l.0 != pid {
             *l = (pid, Vec::new());
         }

@@ -15,6 +15,30 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
+/// This process's id, kept by [`pid`] (0: not known yet).
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn forked_child() {
+    // SAFETY: getpid has no preconditions and is async-signal-safe.
+    PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+}
+
+/// This process's id without a system call per use (the per-process caches check it on every
+/// call): read once, and renewed in a forked child by a `pthread_atfork` handler.
+pub fn pid() -> u32 {
+    let p = PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    ATFORK.call_once(|| {
+        // SAFETY: registers a plain extern "C" fn that only stores an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    });
+    let p = std::process::id();
+    PID.store(p, Ordering::Relaxed);
+    p
+}
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
@@ -147,7 +171,7 @@ extern "C" fn at_exit() {
         let servers = match CONN.try_lock() {
             Ok(g) => g
                 .as_ref()
-                .filter(|c| c.pid == std::process::id())
+                .filter(|c| c.pid == pid())
                 .and_then(|c| c.result.clone().ok()),
             Err(_) => None,
         };
@@ -290,7 +314,7 @@ pub fn multi() -> CuResult<Option<Arc<Servers>>> {
 /// The connections of this process, made on first use. A forked child gets its own: the
 /// parent's clients (whose I/O threads do not exist in the child) are leaked, never dropped.
 fn servers() -> CuResult<Arc<Servers>> {
-    let pid = std::process::id();
+    let pid = pid();
     let mut g = CONN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = g.as_ref() {
         if c.pid == pid {
@@ -356,7 +380,7 @@ fn thread_id() -> u64 {
 
 /// Runs `f` on this thread's context stack (reset if it was inherited across fork).
 pub fn with_ctx_stack<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
-    let pid = std::process::id();
+    let pid = pid();
     CTX_STACK.with(|s| {
         let mut s = s.borrow_mut();
         if s.0 != pid {

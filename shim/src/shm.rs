@@ -45,7 +45,7 @@ fn create() -> Option<Segment> {
         return None;
     }
     let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    let name = format!("/rgpu-{}-{hex}", std::process::id());
+    let name = format!("/rgpu-{}-{hex}", crate::rt::pid());
     let cname = std::ffi::CString::new(name.clone()).ok()?;
     // SAFETY: plain POSIX calls on a NUL-terminated name; every failure is checked.
     unsafe {
@@ -102,7 +102,7 @@ pub fn lock() -> Option<ShmGuard> {
         Ok(g) => g,
         Err(_) => return None,
     };
-    let pid = std::process::id();
+    let pid = crate::rt::pid();
     match &*g {
         State::On(p, _) if *p == pid => {}
         State::Off => return None,

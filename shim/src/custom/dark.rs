@@ -244,10 +244,9 @@ extern "C" fn cls_put(
 ) -> u32 {
     guarded("CONTEXT_LOCAL_STORAGE[0]", || {
         let c = cls_ctx(ctx)?;
-        CLS.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            (std::process::id(), c, key as usize),
-            (value as usize, dtor),
-        );
+        CLS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((crate::rt::pid(), c, key as usize), (value as usize, dtor));
         Ok(())
     })
 }
@@ -257,7 +256,7 @@ extern "C" fn cls_delete(ctx: *mut c_void, key: *mut c_void) -> u32 {
         let c = cls_ctx(ctx)?;
         CLS.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(std::process::id(), c, key as usize))
+            .remove(&(crate::rt::pid(), c, key as usize))
             .map(|_| ())
             .ok_or(CuError::INVALID_HANDLE)
     })
@@ -272,7 +271,7 @@ extern "C" fn cls_get(value: *mut *mut c_void, ctx: *mut c_void, key: *mut c_voi
         let v = CLS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(std::process::id(), c, key as usize))
+            .get(&(crate::rt::pid(), c, key as usize))
             .map(|e| e.0)
             .ok_or(CuError::INVALID_HANDLE)?;
         // SAFETY: checked non-null.
@@ -283,7 +282,7 @@ extern "C" fn cls_get(value: *mut *mut c_void, ctx: *mut c_void, key: *mut c_voi
 
 /// Runs and removes the context-local-storage entries of `ctx` (context destroyed or reset).
 pub fn run_cls_destructors(ctx: u64) {
-    let pid = std::process::id();
+    let pid = crate::rt::pid();
     let entries: Vec<(ClsKey, (usize, Option<Dtor>))> = {
         let mut g = CLS.lock().unwrap_or_else(|e| e.into_inner());
         let keys: Vec<_> = g
@@ -327,7 +326,7 @@ fn integrity_message(version: u32, seconds: u64) -> CuResult<Vec<u8>> {
     let mut m = Vec::with_capacity(128);
     m.extend_from_slice(&(crate::custom::init::reported_version() as u32).to_le_bytes());
     m.extend_from_slice(&version.to_le_bytes());
-    m.extend_from_slice(&std::process::id().to_le_bytes());
+    m.extend_from_slice(&crate::rt::pid().to_le_bytes());
     // SAFETY: pthread_self has no preconditions.
     m.extend_from_slice(&(unsafe { libc::pthread_self() } as u32).to_le_bytes());
     m.extend_from_slice(&(&CUDART_TABLE as *const _ as u64).to_le_bytes());

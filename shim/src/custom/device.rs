@@ -13,7 +13,7 @@ type SummaryCache = Mutex<HashMap<(u32, i32), Arc<DeviceSummaryRep>>>;
 static DEVICES: LazyLock<SummaryCache> = LazyLock::new(Default::default);
 
 fn summary(dev: i32) -> CuResult<Arc<DeviceSummaryRep>> {
-    let key = (std::process::id(), dev);
+    let key = (crate::rt::pid(), dev);
     if let Some(s) = DEVICES.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(s.clone());
     }

@@ -29,7 +29,7 @@ type LayoutCache = Mutex<HashMap<(u32, u64), Arc<Layout>>>;
 static LAYOUTS: LazyLock<LayoutCache> = LazyLock::new(Default::default);
 
 fn layout(func: u64) -> CuResult<Arc<Layout>> {
-    let key = (std::process::id(), func);
+    let key = (crate::rt::pid(), func);
     if let Some(l) = LAYOUTS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(l.clone());
     }
@@ -63,7 +63,7 @@ pub fn forget_layout(func: u64) {
     LAYOUTS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .remove(&(std::process::id(), func));
+        .remove(&(crate::rt::pid(), func));
 }
 
 /// Packs the arguments into the kernel's parameter buffer.
@@ -145,7 +145,7 @@ type LimitsCache = Mutex<HashMap<(u32, u64), Limits>>;
 static LIMITS: LazyLock<LimitsCache> = LazyLock::new(Default::default);
 
 fn limits(ctx: u64) -> CuResult<Limits> {
-    let key = (std::process::id(), ctx);
+    let key = (crate::rt::pid(), ctx);
     if let Some(l) = LIMITS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(*l);
     }

@@ -20,7 +20,7 @@ static KNOWN_EVENTS: LazyLock<Known> = LazyLock::new(Default::default);
 
 /// Ok when `handle` is in `known`, else when `probe` (a call about it) succeeds, which records it.
 fn check_known(known: &Known, handle: u64, probe: impl FnOnce() -> CuResult<()>) -> CuResult<()> {
-    let key = (std::process::id(), handle);
+    let key = (crate::rt::pid(), handle);
     if known
         .lock()
         .unwrap_or_else(|e| e.into_inner())
