@@ -631,12 +631,34 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let age = |since: u64| {
+        let a = now.saturating_sub(since);
+        if a < 120 {
+            format!("{a}s")
+        } else if a < 7200 {
+            format!("{}m", a / 60)
+        } else if a < 172800 {
+            format!("{}h", a / 3600)
+        } else {
+            format!("{}d", a / 86400)
+        }
+    };
     println!("SERVERS");
-    println!("{:<24} {:<24} {:<16} SINCE", "ID", "ADDRESS", "HOST");
+    println!(
+        "{:<24} {:<24} {:<16} {:>7} VERSION",
+        "ID", "ADDRESS", "HOST", "UP"
+    );
     for s in snap.servers.values() {
         println!(
-            "{:<24} {:<24} {:<16} {}",
-            s.id, s.advertise, s.host, s.since
+            "{:<24} {:<24} {:<16} {:>7} {}",
+            s.id,
+            s.advertise,
+            s.host,
+            age(s.since),
+            s.version
         );
     }
     println!("\nDEVICES");
@@ -701,24 +723,14 @@ fn pool_status(registry: rgpu_server::pool::RegistryUrl, json: bool) -> Result<i
         "{:<18} {:<12} {:<16} {:>8} {:>9} {:<10} {:<12} {:<24} STATE",
         "ID", "USER", "HOST", "PID", "AGE", "MODE", "QUOTA", "DEVICES"
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     for a in snap.allocations.values() {
-        let age = now.saturating_sub(a.since);
         println!(
             "{:<18} {:<12} {:<16} {:>8} {:>9} {:<10} {:<12} {:<24} {}",
             a.id,
             a.user,
             a.host,
             a.pid,
-            if age < 120 {
-                format!("{age}s")
-            } else if age < 7200 {
-                format!("{}m", age / 60)
-            } else {
-                format!("{}h", age / 3600)
-            },
+            age(a.since),
             if a.exclusive { "exclusive" } else { "shared" },
             a.memory_quota
                 .map_or("-".to_string(), |q| format!("{} MiB", q >> 20)),
