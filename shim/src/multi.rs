@@ -418,6 +418,21 @@ fn show_bus_id(k: usize, id: &mut Vec<u8>) {
     }
 }
 
+/// The remembered allocation that `[base, end)` of `server` overlaps, other than itself. The
+/// remembered ranges never overlap one another, so only the last one starting before `end` can.
+fn clash(
+    owners: &BTreeMap<u64, Owner>,
+    base: u64,
+    end: u64,
+    server: usize,
+) -> Option<(u64, Owner)> {
+    owners
+        .range(..end)
+        .next_back()
+        .filter(|(&b, o)| o.end > base && !(b == base && o.server == server))
+        .map(|(&b, o)| (b, *o))
+}
+
 /// Remembers allocation `[base, base+size)` of `server`. Two servers' allocations must never
 /// overlap (the program could not tell them apart): GPUs choose their own addresses, so an
 /// overlap with a live allocation of another server fails the allocation.
@@ -431,13 +446,7 @@ fn record(
 ) -> CuResult<()> {
     let end = base.saturating_add(size);
     loop {
-        let clash = book(|bk| {
-            bk.owners
-                .range(..end)
-                .next_back()
-                .filter(|(&b, o)| o.end > base && !(b == base && o.server == server))
-                .map(|(&b, o)| (b, *o))
-        });
+        let clash = book(|bk| clash(&bk.owners, base, end, server));
         let Some((b, o)) = clash else { break };
         if o.server == server {
             // The server reused the range: the old allocation is gone.
@@ -748,6 +757,32 @@ pub fn call_batch(s: &Servers, ctx: u64, reqs: &[Request]) -> CuResult<Vec<Reply
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlaps_between_allocations_are_found() {
+        let mut m = BTreeMap::new();
+        let o = |end, server| Owner {
+            end,
+            server,
+            ctx: 0,
+        };
+        m.insert(0x1000, o(0x2000, 0));
+        m.insert(0x3000, o(0x4000, 1));
+        // Touching ranges do not overlap.
+        assert!(clash(&m, 0x2000, 0x3000, 1).is_none());
+        assert!(clash(&m, 0x4000, 0x5000, 0).is_none());
+        // The same allocation recorded again is not a clash.
+        assert!(clash(&m, 0x1000, 0x2000, 0).is_none());
+        // The same range from another server is.
+        assert_eq!(clash(&m, 0x1000, 0x2000, 1).map(|c| c.0), Some(0x1000));
+        // Any overlap, from either side.
+        assert_eq!(clash(&m, 0x0800, 0x1001, 1).map(|c| c.0), Some(0x1000));
+        assert_eq!(
+            clash(&m, 0x3fff, 0x9000, 0).map(|c| (c.0, c.1.server)),
+            Some((0x3000, 1))
+        );
+        assert_eq!(clash(&m, 0x1800, 0x3800, 2).map(|c| c.0), Some(0x3000));
+    }
 
     #[test]
     fn bus_ids_name_their_server() {
