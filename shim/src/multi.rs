@@ -171,6 +171,16 @@ fn replicas(h: u64) -> Option<Vec<u64>> {
     book(|b| b.replicas.get(&h).cloned())
 }
 
+/// Whether `h` stands for a handle on every server.
+fn is_replicated(h: u64) -> bool {
+    book(|b| b.replicas.contains_key(&h))
+}
+
+/// Server `server`'s copy of replicated handle `h`.
+fn replica_on(h: u64, server: usize) -> Option<u64> {
+    book(|b| b.replicas.get(&h).map(|r| r[server]))
+}
+
 fn drop_replicas(h: u64) {
     book(|b| b.replicas.remove(&h));
 }
@@ -258,7 +268,7 @@ pub fn route(s: &Servers, req: &mut Request, ctx: u64) -> CuResult<Route> {
                 target.get_or_insert((k, None));
             }
             rgpu_protocol::messages::RouteKey::Handle(h) => {
-                if replicas(*h).is_some() {
+                if is_replicated(*h) {
                     replicated = true;
                 } else if let Some(k) = s.of_handle(*h) {
                     handle_servers.push(k);
@@ -322,8 +332,8 @@ pub fn route(s: &Servers, req: &mut Request, ctx: u64) -> CuResult<Route> {
     if replicated {
         for key in req.route_keys() {
             if let rgpu_protocol::messages::RouteKey::Handle(h) = key {
-                if let Some(r) = replicas(*h) {
-                    *h = r[server];
+                if let Some(copy) = replica_on(*h, server) {
+                    *h = copy;
                 }
             }
         }
@@ -370,12 +380,9 @@ pub fn after(s: &Servers, server: usize, ctx: u64, req: &Request, rep: &mut Repl
             Some((r.dptr, r.pitch.saturating_mul(q.height)))
         }
         (Request::ModuleGetGlobal(_), Reply::ModuleGetGlobal(r)) => Some((r.dptr, r.bytes)),
-        (Request::MemFree(q), _) => {
-            book(|b| b.owners.remove(&q.dptr));
-            None
-        }
-        (Request::MemFreeAsync(q), _) => {
-            book(|b| b.owners.remove(&q.dptr));
+        (Request::MemFree(MemFreeReq { dptr }), _)
+        | (Request::MemFreeAsync(MemFreeAsyncReq { dptr, .. }), _) => {
+            book(|b| b.owners.remove(dptr));
             None
         }
         (Request::CtxDestroy(q), _) => {
@@ -586,14 +593,8 @@ pub fn cross_copy(s: &Servers, req: &Request) -> CuResult<Reply> {
         owner(src).ok_or(CuError::INVALID_VALUE)?,
         owner(dst).ok_or(CuError::INVALID_VALUE)?,
     );
-    if let Some(st) = stream.filter(|&st| st >> 56 != 0) {
-        let k = s.of_handle(st).ok_or(CuError::INVALID_HANDLE)?;
-        call_on(
-            s,
-            k,
-            last_ctx(k),
-            &Request::StreamSynchronize(StreamSynchronizeReq { stream: st }),
-        )?;
+    if let Some(st) = stream {
+        wait_stream(s, st)?;
     }
     let n = usize::try_from(n).map_err(|_| CuError::INVALID_VALUE)?;
     let mut off = 0usize;
@@ -650,6 +651,22 @@ pub fn cross_copy(s: &Servers, req: &Request) -> CuResult<Reply> {
     })
 }
 
+/// Waits for the work queued on stream `stream` of its server (a server's own stream; the
+/// default streams, which name no server, are left alone).
+fn wait_stream(s: &Servers, stream: u64) -> CuResult<()> {
+    if stream >> 56 == 0 {
+        return Ok(());
+    }
+    let k = s.of_handle(stream).ok_or(CuError::INVALID_HANDLE)?;
+    call_on(
+        s,
+        k,
+        last_ctx(k),
+        &Request::StreamSynchronize(StreamSynchronizeReq { stream }),
+    )?;
+    Ok(())
+}
+
 /// A 2D device-to-device copy between two servers: the rows are read from the source (packed)
 /// and written to the destination at its pitch; an asynchronous one first waits for its stream.
 fn cross_copy_2d(s: &Servers, r: &Memcpy2DReq) -> CuResult<Reply> {
@@ -657,14 +674,8 @@ fn cross_copy_2d(s: &Servers, r: &Memcpy2DReq) -> CuResult<Reply> {
         owner(r.src).ok_or(CuError::INVALID_VALUE)?,
         owner(r.dst).ok_or(CuError::INVALID_VALUE)?,
     );
-    if r.is_async && r.stream >> 56 != 0 {
-        let k = s.of_handle(r.stream).ok_or(CuError::INVALID_HANDLE)?;
-        call_on(
-            s,
-            k,
-            last_ctx(k),
-            &Request::StreamSynchronize(StreamSynchronizeReq { stream: r.stream }),
-        )?;
+    if r.is_async {
+        wait_stream(s, r.stream)?;
     }
     let rows = call_on(
         s,
