@@ -51,32 +51,14 @@ impl Etcd {
     }
 
     fn spawn(&mut self) {
-        let bin = std::env::var("RGPU_ETCD").unwrap_or_else(|_| "etcd".into());
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let c = format!("{scheme}://127.0.0.1:{}", self.client);
         let p = format!("http://127.0.0.1:{}", self.peer);
-        let mut cmd = Command::new(&bin);
+        let mut cmd = etcd_member("t", &self.data, &c, &p, &format!("t={p}"));
         if let Some((cert, key)) = &self.tls {
             cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
         }
-        self.child = cmd
-            .args(["--name", "t", "--data-dir"])
-            .arg(&self.data)
-            .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-            .args([
-                "--listen-peer-urls",
-                &p,
-                "--initial-advertise-peer-urls",
-                &p,
-            ])
-            .args(["--initial-cluster", &format!("t={p}")])
-            .args(["--log-level", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin} ({e}): install Debian's etcd-server or set RGPU_ETCD")
-            });
+        self.child = spawn_etcd(&mut cmd);
         let t0 = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.client)).is_err() {
             assert!(t0.elapsed() < Duration::from_secs(15), "etcd did not start");
@@ -88,6 +70,46 @@ impl Etcd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The command line of etcd member `name` (data in `data`, serving clients at `client` and peers
+/// at `peer`) of the cluster `initial` (`name=peer-url,…`).
+fn etcd_member(name: &str, data: &Path, client: &str, peer: &str, initial: &str) -> Command {
+    let bin = std::env::var("RGPU_ETCD").unwrap_or_else(|_| "etcd".into());
+    let mut cmd = Command::new(bin);
+    cmd.args(["--name", name, "--data-dir"])
+        .arg(data)
+        .args([
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+        ])
+        .args([
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-state",
+            "new",
+        ])
+        .args(["--log-level", "error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+fn spawn_etcd(cmd: &mut Command) -> Child {
+    cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {:?} ({e}): install Debian's etcd-server or set RGPU_ETCD",
+            cmd.get_program()
+        )
+    })
 }
 
 impl Drop for Etcd {
@@ -607,22 +629,7 @@ fn with_etcd_authentication_the_pool_needs_its_credentials() {
     let out = run_cmd(&etcd.url, &[], 1, 0.1).output().unwrap();
     assert!(!out.status.success(), "{}", show(&out));
     // With them, a program runs.
-    let mut cmd = run_cmd(&etcd.url, &[], 1, 0.1);
-    cmd.env("RGPU_REGISTRY", &authed);
-    let args: Vec<String> = cmd
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut ok = Command::new(common::rgpu());
-    ok.args(args.iter().map(|a| {
-        if a == &etcd.url {
-            authed.clone()
-        } else {
-            a.clone()
-        }
-    }))
-    .env("RGPU_LOG", "warn");
-    let out = ok.output().unwrap();
+    let out = run_cmd(&authed, &[], 1, 0.1).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
 
@@ -661,12 +668,7 @@ fn the_registry_can_be_reached_over_tls() {
         .unwrap();
     assert!(!out.status.success(), "{}", show(&out));
     // A program allocated over TLS runs.
-    let out = Command::new(common::rgpu())
-        .args(["run", "--registry", &tls, "--"])
-        .arg(common::c_program("pool_client"))
-        .args(["1", "0.1"])
-        .output()
-        .unwrap();
+    let out = run_cmd(&tls, &[], 1, 0.1).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
 }
 
@@ -679,7 +681,6 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path, members: usize) -> Cluster {
-        let bin = std::env::var("RGPU_ETCD").unwrap_or_else(|_| "etcd".into());
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
         let initial = ports
             .iter()
@@ -695,27 +696,8 @@ impl Cluster {
                     format!("http://127.0.0.1:{c}"),
                     format!("http://127.0.0.1:{p}"),
                 );
-                Command::new(&bin)
-                    .args(["--name", &format!("m{i}"), "--data-dir"])
-                    .arg(dir.join(format!("m{i}")))
-                    .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-                    .args([
-                        "--listen-peer-urls",
-                        &p,
-                        "--initial-advertise-peer-urls",
-                        &p,
-                    ])
-                    .args([
-                        "--initial-cluster",
-                        &initial,
-                        "--initial-cluster-state",
-                        "new",
-                    ])
-                    .args(["--log-level", "error"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
+                let name = format!("m{i}");
+                spawn_etcd(&mut etcd_member(&name, &dir.join(&name), &c, &p, &initial))
             })
             .collect();
         let clients: Vec<u16> = ports.iter().map(|(c, _)| *c).collect();
