@@ -332,7 +332,18 @@ fn device_records(
     live: &Live,
     id: &str,
 ) -> Vec<crate::pool::DeviceRecord> {
-    let uuids = devices.uuids();
+    // `GPU-…` of each device, as published and as NVML knows GPUs.
+    let uuids: Vec<String> = devices
+        .uuids()
+        .iter()
+        .map(crate::placement::uuid_string)
+        .collect();
+    let uuid = |index: usize| {
+        uuids
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| crate::placement::uuid_string(&[0; 16]))
+    };
     let mut out = Vec::new();
     let mut add = |index: usize,
                    name: String,
@@ -359,7 +370,7 @@ fn device_records(
             driver_version,
             sessions: live.placement.users(index),
             load,
-            uuid: crate::placement::uuid_string(uuids.get(index).unwrap_or(&[0; 16])),
+            uuid: uuid(index),
         });
     };
     let gpu_driver = gpu::loaded();
@@ -371,9 +382,7 @@ fn device_records(
     for (i, &ord) in gpus.iter().enumerate() {
         if let Some(g) = gpu_driver.and_then(|d| d.gpus.iter().find(|g| g.ordinal == ord)) {
             let attr = |a: usize| g.attributes.get(a).copied().unwrap_or(0);
-            let (free, load) = crate::device::nvml::usage(&crate::placement::uuid_string(
-                uuids.get(i).unwrap_or(&[0; 16]),
-            ));
+            let (free, load) = crate::device::nvml::usage(&uuid(i));
             add(
                 i,
                 g.name.clone(),
